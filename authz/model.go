@@ -1,0 +1,223 @@
+package authz
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Model is the Casbin model (RBAC with domains) whose meaning is the
+// specification of every decision the Engine makes. It is embedded as a
+// constant, never read from a file.
+//
+// Request: r.sub is a user id, r.dom an org id, r.obj a category name.
+//
+// Policy: a "p" rule (p.sub, p.obj) says that holding role or grant p.sub
+// confers category p.obj. These rules are fixed (BaseRows): PlatformAdmin
+// and Manager confer all seven categories, Member confers none, and each
+// grant "cat:NAME" confers category NAME.
+//
+// Roles: a "g" rule (user, role-or-grant, domain) says that the user holds
+// that role or grant in that domain. The domain is an org id, or "global"
+// for PlatformAdmin, the one role held platform-wide.
+//
+// Matcher: the request is allowed when some p rule confers the asked
+// category (r.obj == p.obj, tested first so Casbin skips the role lookups
+// of the other categories' rules) and the user holds its subject either in
+// the asked org or platform-wide.
+const Model = `[request_definition]
+r = sub, dom, obj
+
+[policy_definition]
+p = sub, obj
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = r.obj == p.obj && (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, "global"))
+`
+
+// The fixed words of the encoding. None of them can be a UserID or an
+// OrgID (those always carry the "usr_" or "org_" prefix).
+const (
+	globalDomain = "global"
+	rolePrefix   = "role:"
+	grantPrefix  = "cat:"
+)
+
+// Row is one line of Casbin's rule table, as gorm-adapter stores it:
+// PType "p" or "g" and up to six values. Storage adapters read and write
+// Rows; everything else works with Rules.
+type Row struct {
+	PType                  string
+	V0, V1, V2, V3, V4, V5 string
+}
+
+func (r Row) String() string {
+	v := []string{r.PType, r.V0, r.V1, r.V2, r.V3, r.V4, r.V5}
+	for len(v) > 1 && v[len(v)-1] == "" {
+		v = v[:len(v)-1]
+	}
+	return strings.Join(v, ", ")
+}
+
+// Rule is one assignment in the policy, in typed form: a role held by a
+// user (Role set, Category zero), or a category granted to a user in an org
+// (Category set, Role zero). A PlatformAdmin rule has no Org.
+type Rule struct {
+	User     UserID
+	Org      OrgID
+	Role     Role
+	Category Category
+}
+
+// PlatformAdminRule makes u a PlatformAdmin.
+func PlatformAdminRule(u UserID) Rule { return Rule{User: u, Role: PlatformAdmin} }
+
+// RoleRule gives u role r (Member or Manager) in org o.
+func RoleRule(u UserID, o OrgID, r Role) Rule { return Rule{User: u, Org: o, Role: r} }
+
+// GrantRule grants u category c in org o.
+func GrantRule(u UserID, o OrgID, c Category) Rule { return Rule{User: u, Org: o, Category: c} }
+
+// MembershipRules returns the rules that give u exactly membership m in org
+// o: one role rule (if m has a role) and one grant rule per category.
+func MembershipRules(u UserID, o OrgID, m Membership) []Rule {
+	rules := make([]Rule, 0, 1+m.Categories.Len())
+	if m.Role != RoleNone {
+		rules = append(rules, RoleRule(u, o, m.Role))
+	}
+	for c := range m.Categories.All() {
+		rules = append(rules, GrantRule(u, o, c))
+	}
+	return rules
+}
+
+// Validate checks that r is well formed: a canonical user id, and either a
+// PlatformAdmin rule without org, an org role with a canonical org id, or
+// a grant of one valid category with a canonical org id.
+func (r Rule) Validate() error {
+	if err := r.User.check(); err != nil {
+		return err
+	}
+	switch {
+	case r.Role == PlatformAdmin && r.Category == 0:
+		if r.Org != "" {
+			return invalid("rule", r.String(), "PlatformAdmin is platform-wide and takes no org")
+		}
+		return nil
+	case r.Role.OrgScoped() && r.Category == 0, r.Role == RoleNone && r.Category.Valid():
+		return r.Org.check()
+	}
+	return invalid("rule", r.String(), "want a role or one category")
+}
+
+func (r Rule) String() string {
+	switch {
+	case r.Category != 0:
+		return fmt.Sprintf("grant %v to %s in %s", r.Category, r.User, r.Org)
+	case r.Role == PlatformAdmin:
+		return fmt.Sprintf("%v %s", r.Role, r.User)
+	default:
+		return fmt.Sprintf("%v %s in %s", r.Role, r.User, r.Org)
+	}
+}
+
+// Row encodes r as a Casbin grouping rule. It panics on a Rule that fails
+// Validate, which only a programming error can produce; callers validate
+// input first.
+func (r Rule) Row() Row {
+	if err := r.Validate(); err != nil {
+		panic(err)
+	}
+	switch {
+	case r.Category != 0:
+		return Row{PType: "g", V0: string(r.User), V1: grantPrefix + r.Category.String(), V2: string(r.Org)}
+	case r.Role == PlatformAdmin:
+		return Row{PType: "g", V0: string(r.User), V1: rolePrefix + r.Role.String(), V2: globalDomain}
+	default:
+		return Row{PType: "g", V0: string(r.User), V1: rolePrefix + r.Role.String(), V2: string(r.Org)}
+	}
+}
+
+// BaseRows returns the fixed "p" rules of the model: what each role and
+// each grant confers. A store seeds them once; the Engine refuses to load
+// a policy whose p rules differ, because its index would then no longer
+// mean what Casbin means.
+func BaseRows() []Row {
+	var rows []Row
+	for _, r := range []Role{PlatformAdmin, Manager} {
+		for _, c := range Categories() {
+			rows = append(rows, Row{PType: "p", V0: rolePrefix + r.String(), V1: c.String()})
+		}
+	}
+	for _, c := range Categories() {
+		rows = append(rows, Row{PType: "p", V0: grantPrefix + c.String(), V1: c.String()})
+	}
+	return rows
+}
+
+// baseRowIndex maps each base row to its position in BaseRows.
+var baseRowIndex = func() map[Row]int {
+	m := make(map[Row]int)
+	for i, r := range BaseRows() {
+		m[r] = i
+	}
+	return m
+}()
+
+// ParseRow decodes a "g" row into its Rule. It is strict: every value must
+// be exactly what Row produces, so that the Engine's index and Casbin read
+// the same rows the same way; anything else (a "p" row included: see
+// IsBaseRow) is an *InvalidError.
+func ParseRow(row Row) (Rule, error) {
+	bad := func(why string) (Rule, error) { return Rule{}, invalid("policy row", row.String(), why) }
+	if row.PType != "g" {
+		return bad("not a grouping rule")
+	}
+	if row.V3 != "" || row.V4 != "" || row.V5 != "" {
+		return bad("too many values")
+	}
+	u, err := ParseUserID(row.V0)
+	if err != nil {
+		return bad("subject is not a user id")
+	}
+	var rule Rule
+	switch {
+	case strings.HasPrefix(row.V1, rolePrefix):
+		r, err := ParseRole(row.V1[len(rolePrefix):])
+		if err != nil {
+			return bad("unknown role")
+		}
+		rule = Rule{User: u, Role: r}
+	case strings.HasPrefix(row.V1, grantPrefix):
+		c, err := ParseCategory(row.V1[len(grantPrefix):])
+		if err != nil {
+			return bad("unknown category")
+		}
+		rule = Rule{User: u, Category: c}
+	default:
+		return bad("neither a role nor a grant")
+	}
+	if rule.Role == PlatformAdmin {
+		if row.V2 != globalDomain {
+			return bad("PlatformAdmin outside the global domain")
+		}
+		return rule, nil
+	}
+	o, err := ParseOrgID(row.V2)
+	if err != nil {
+		return bad("domain is not an org id")
+	}
+	rule.Org = o
+	return rule, nil
+}
+
+// IsBaseRow reports whether row is one of BaseRows.
+func IsBaseRow(row Row) bool {
+	_, ok := baseRowIndex[row]
+	return ok
+}
