@@ -1,11 +1,9 @@
 package authz
 
 import (
-	"encoding/binary"
 	"fmt"
 	"iter"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -22,46 +20,36 @@ type Membership struct {
 // documentation for how the two are kept equal).
 //
 // Reads (Check, CheckAll, IsPlatformAdmin, Membership) take no lock and
-// allocate nothing: the index is a fixed array of shards, each an
-// immutable map published through an atomic pointer, and each user's
-// state is an immutable value behind its own atomic pointer. Writes are
-// serialized by one mutex and replace what they change (copy on write), so
-// a reader sees a user's state either wholly before or wholly after a
-// write. All methods are safe for concurrent use.
+// allocate nothing: a check decodes the ids and reads one cache-line slot
+// of a hash table that holds everything the decision needs (see table).
+// Writes are serialized by one mutex and change one slot in place, under a
+// sequence lock that readers retry on, so a reader sees a user's state
+// either wholly before or wholly after a write; a write costs the same at
+// any size, apart from the rare doubling of the table. All methods are safe
+// for concurrent use.
 type Engine struct {
 	mu     sync.Mutex // serializes writes and Load; never taken by reads
-	shards [numShards]shard
-	orgs   map[OrgID]OrgID // interned org ids, so memberships share one string per org
-	oracle *oracle         // the Casbin cross-check, or nil
+	tab    atomic.Pointer[table]
+	oracle *oracle // the Casbin cross-check, or nil
 	log    *slog.Logger
 }
 
-const (
-	shardBits = 12
-	numShards = 1 << shardBits
-)
-
-type shard struct {
-	users atomic.Pointer[map[UserID]*slot]
-}
-
-// slot holds one user's current state. Updating a known user swaps only
-// this pointer; only adding or dropping a user copies its shard's map.
-type slot struct {
-	st atomic.Pointer[userState]
-}
-
-// userState is immutable once published.
-type userState struct {
+// userRec is one user's state, as a reader snapshots it from the table. The
+// first membership is kept inline because most users belong to one org;
+// more spill to a slice that is never changed once published.
+type userRec struct {
 	admin bool
-	ms    []membership // few per user, scanned linearly
+	first membership // unused when first.empty()
+	more  []membership
 }
 
 type membership struct {
-	org   OrgID
+	org   idKey
 	roles roleMask // normally one role; several only if the stored policy has them
 	cats  CategorySet
 }
+
+func (m *membership) empty() bool { return m.roles == 0 && m.cats == 0 }
 
 // roleMask holds org roles as bits, so that a policy holding two role rows
 // for one user and org is indexed exactly as Casbin reads it.
@@ -109,7 +97,8 @@ func NewEngine(opts ...Option) (*Engine, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	e := &Engine{orgs: make(map[OrgID]OrgID), log: c.log}
+	e := &Engine{log: c.log}
+	e.tab.Store(newTable(0))
 	if c.crossCheck {
 		o, err := newOracle()
 		if err != nil {
@@ -120,42 +109,28 @@ func NewEngine(opts ...Option) (*Engine, error) {
 	return e, nil
 }
 
-// shardIndex picks a shard from the last 8 bytes of the id. Ids end in
-// random characters, so a multiplicative hash of them spreads users evenly
-// at the cost of one multiplication, and the read path computes no real
-// hash beyond the map's own.
-func shardIndex(u UserID) int {
-	s := string(u)
-	var x uint64
-	if len(s) >= 8 {
-		x = binary.LittleEndian.Uint64([]byte(s[len(s)-8:]))
-	} else {
-		for i := 0; i < len(s); i++ {
-			x = x<<8 | uint64(s[i])
-		}
+// lookup returns the state of user u; ok is false for an unknown or
+// malformed id.
+func (e *Engine) lookup(u UserID) (rec userRec, ok bool) {
+	k, ok := keyOf(string(u), userIDPrefix)
+	if !ok {
+		return userRec{}, false
 	}
-	return int((x * 0x9E3779B97F4A7C15) >> (64 - shardBits))
+	s := e.tab.Load().find(k)
+	if s == nil {
+		return userRec{}, false
+	}
+	return s.read(), true
 }
 
-func (e *Engine) state(u UserID) *userState {
-	m := e.shards[shardIndex(u)].users.Load()
-	if m == nil {
-		return nil
+// find returns rec's membership in org o, or nil.
+func (rec *userRec) find(o idKey) *membership {
+	if rec.first.org == o && !rec.first.empty() {
+		return &rec.first
 	}
-	sl := (*m)[u]
-	if sl == nil {
-		return nil
-	}
-	return sl.st.Load()
-}
-
-func (st *userState) find(o OrgID) *membership {
-	if st == nil {
-		return nil
-	}
-	for i := range st.ms {
-		if st.ms[i].org == o {
-			return &st.ms[i]
+	for i := range rec.more {
+		if rec.more[i].org == o {
+			return &rec.more[i]
 		}
 	}
 	return nil
@@ -186,25 +161,21 @@ func (e *Engine) CheckAll(u UserID, o OrgID, required CategorySet) Decision {
 
 func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	d := Decision{User: u, Org: o, Required: required}
-	if required.Empty() || !required.Valid() || !o.Valid() {
+	ok, valid := orgKey(o)
+	if required.Empty() || !required.Valid() || !valid {
 		d.Reason = ReasonInvalid
 		return d
 	}
-	st := e.state(u)
-	if st != nil && st.admin {
-		d.Allowed, d.Reason, d.Role = true, ReasonPlatformAdmin, PlatformAdmin
-		if m := st.find(o); m != nil {
-			d.Granted = m.cats
-		}
-		return d
+	rec, _ := e.lookup(u)
+	m := rec.find(ok)
+	if m != nil {
+		d.Role, d.Granted = m.roles.top(), m.cats
 	}
-	m := st.find(o)
-	if m == nil {
-		d.Reason, d.Missing = ReasonNotMember, required
-		return d
-	}
-	d.Role, d.Granted = m.roles.top(), m.cats
 	switch {
+	case rec.admin:
+		d.Allowed, d.Reason, d.Role = true, ReasonPlatformAdmin, PlatformAdmin
+	case m == nil:
+		d.Reason, d.Missing = ReasonNotMember, required
 	case m.roles.has(Manager):
 		d.Allowed, d.Reason = true, ReasonManager
 	case m.cats.Contains(required):
@@ -215,17 +186,24 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	return d
 }
 
+func orgKey(o OrgID) (idKey, bool) { return keyOf(string(o), orgIDPrefix) }
+
 // IsPlatformAdmin reports whether u is a PlatformAdmin (the check for the
 // operations screens). It takes no lock and allocates nothing.
 func (e *Engine) IsPlatformAdmin(u UserID) bool {
-	st := e.state(u)
-	return st != nil && st.admin
+	rec, _ := e.lookup(u)
+	return rec.admin
 }
 
 // Membership returns u's role and categories in org o, and whether u holds
 // anything there.
 func (e *Engine) Membership(u UserID, o OrgID) (Membership, bool) {
-	m := e.state(u).find(o)
+	k, ok := orgKey(o)
+	if !ok {
+		return Membership{}, false
+	}
+	rec, _ := e.lookup(u)
+	m := rec.find(k)
 	if m == nil {
 		return Membership{}, false
 	}
@@ -234,17 +212,23 @@ func (e *Engine) Membership(u UserID, o OrgID) (Membership, bool) {
 
 // Memberships yields every org in which u holds a role or a grant.
 func (e *Engine) Memberships(u UserID) iter.Seq2[OrgID, Membership] {
-	st := e.state(u)
+	rec, _ := e.lookup(u)
 	return func(yield func(OrgID, Membership) bool) {
-		if st == nil {
-			return
-		}
-		for _, m := range st.ms {
-			if !yield(m.org, Membership{Role: m.roles.top(), Categories: m.cats}) {
+		for _, m := range rec.memberships() {
+			if !yield(OrgID(m.org.id(orgIDPrefix)), Membership{Role: m.roles.top(), Categories: m.cats}) {
 				return
 			}
 		}
 	}
+}
+
+// memberships lists rec's memberships (a fresh slice).
+func (rec *userRec) memberships() []membership {
+	var out []membership
+	if !rec.first.empty() {
+		out = append(out, rec.first)
+	}
+	return append(out, rec.more...)
 }
 
 // Rules yields every rule the index holds, in no particular order. It
@@ -252,39 +236,31 @@ func (e *Engine) Memberships(u UserID) iter.Seq2[OrgID, Membership] {
 // not be seen. Tests and tools compare it with the stored policy.
 func (e *Engine) Rules() iter.Seq[Rule] {
 	return func(yield func(Rule) bool) {
-		for i := range e.shards {
-			m := e.shards[i].users.Load()
-			if m == nil {
-				continue
-			}
-			for u, sl := range *m {
-				for _, r := range sl.st.Load().rules(u) {
-					if !yield(r) {
-						return
-					}
+		for k, rec := range e.tab.Load().all {
+			for _, r := range rec.rules(UserID(k.id(userIDPrefix))) {
+				if !yield(r) {
+					return
 				}
 			}
 		}
 	}
 }
 
-// rules lists the rules that encode st for user u.
-func (st *userState) rules(u UserID) []Rule {
-	if st == nil {
-		return nil
-	}
+// rules lists the rules that encode rec for user u.
+func (rec *userRec) rules(u UserID) []Rule {
 	var out []Rule
-	if st.admin {
+	if rec.admin {
 		out = append(out, PlatformAdminRule(u))
 	}
-	for _, m := range st.ms {
+	for _, m := range rec.memberships() {
+		o := OrgID(m.org.id(orgIDPrefix))
 		for _, r := range []Role{Member, Manager} {
 			if m.roles.has(r) {
-				out = append(out, RoleRule(u, m.org, r))
+				out = append(out, RoleRule(u, o, r))
 			}
 		}
 		for c := range m.cats.All() {
-			out = append(out, GrantRule(u, m.org, c))
+			out = append(out, GrantRule(u, o, c))
 		}
 	}
 	return out
@@ -293,9 +269,6 @@ func (st *userState) rules(u UserID) []Rule {
 // SetPlatformAdmin makes u a PlatformAdmin or ends that role. Memberships
 // in orgs are kept. It returns an *InvalidError for an invalid id.
 func (e *Engine) SetPlatformAdmin(u UserID, admin bool) error {
-	if err := u.check(); err != nil {
-		return err
-	}
 	return e.update(u, func(st *userState) { st.admin = admin })
 }
 
@@ -304,56 +277,40 @@ func (e *Engine) SetPlatformAdmin(u UserID, admin bool) error {
 // not an org role: use SetPlatformAdmin. Invalid input is an
 // *InvalidError and changes nothing.
 func (e *Engine) AssignRole(u UserID, o OrgID, r Role) error {
-	if err := validMember(u, o); err != nil {
-		return err
-	}
 	if !r.OrgScoped() {
 		return invalid("role", r.String(), "want member or manager (PlatformAdmin is platform-wide)")
 	}
-	return e.update(u, func(st *userState) {
-		m := st.member(o)
-		m.roles = 1 << r
-	})
+	return e.updateMember(u, o, func(m *membership) { m.roles = 1 << r })
 }
 
 // RevokeRole takes u's role in org o away; granted categories are kept
 // (use RemoveMembership to take everything). Invalid input is an
 // *InvalidError and changes nothing.
 func (e *Engine) RevokeRole(u UserID, o OrgID) error {
-	if err := validMember(u, o); err != nil {
-		return err
-	}
-	return e.update(u, func(st *userState) { st.member(o).roles = 0 })
+	return e.updateMember(u, o, func(m *membership) { m.roles = 0 })
 }
 
 // SetCategories replaces the categories granted to u in org o with cats:
 // the whole new set at once, as the Permission Management page saves it.
 // Invalid input is an *InvalidError and changes nothing.
 func (e *Engine) SetCategories(u UserID, o OrgID, cats CategorySet) error {
-	if err := validMember(u, o); err != nil {
-		return err
-	}
 	if !cats.Valid() {
 		return invalid("category set", fmt.Sprintf("%#x", uint8(cats)), "unknown bits")
 	}
-	return e.update(u, func(st *userState) { st.member(o).cats = cats })
+	return e.updateMember(u, o, func(m *membership) { m.cats = cats })
 }
 
 // SetMembership sets u's role and categories in org o to exactly m; the
 // zero Membership removes u from o. Invalid input is an *InvalidError and
 // changes nothing.
 func (e *Engine) SetMembership(u UserID, o OrgID, m Membership) error {
-	if err := validMember(u, o); err != nil {
-		return err
-	}
 	if m.Role != RoleNone && !m.Role.OrgScoped() {
 		return invalid("role", m.Role.String(), "want member or manager (PlatformAdmin is platform-wide)")
 	}
 	if !m.Categories.Valid() {
 		return invalid("category set", fmt.Sprintf("%#x", uint8(m.Categories)), "unknown bits")
 	}
-	return e.update(u, func(st *userState) {
-		ms := st.member(o)
+	return e.updateMember(u, o, func(ms *membership) {
 		ms.roles, ms.cats = 0, m.Categories
 		if m.Role != RoleNone {
 			ms.roles = 1 << m.Role
@@ -370,108 +327,82 @@ func (e *Engine) RemoveMembership(u UserID, o OrgID) error {
 // RemoveUser takes away everything u holds anywhere, PlatformAdmin
 // included. Invalid input is an *InvalidError and changes nothing.
 func (e *Engine) RemoveUser(u UserID) error {
-	if err := u.check(); err != nil {
-		return err
-	}
 	return e.update(u, func(st *userState) { *st = userState{} })
 }
 
-func validMember(u UserID, o OrgID) error {
-	if err := u.check(); err != nil {
-		return err
+// updateMember validates o and applies f to u's membership in o (added
+// if missing), through update.
+func (e *Engine) updateMember(u UserID, o OrgID, f func(*membership)) error {
+	ok, valid := orgKey(o)
+	if !valid {
+		return o.check()
 	}
-	return o.check()
+	return e.update(u, func(st *userState) { f(st.member(ok)) })
 }
 
-// member returns st's membership in o, adding an empty one if needed. It
-// is only called on a private copy being prepared by update.
-func (st *userState) member(o OrgID) *membership {
-	if m := st.find(o); m != nil {
-		return m
-	}
-	st.ms = append(st.ms, membership{org: o})
-	return &st.ms[len(st.ms)-1]
-}
-
-// update applies f to a private copy of u's state and publishes it.
+// update validates u, applies f to a private working copy of u's state and
+// publishes the result.
 func (e *Engine) update(u UserID, f func(*userState)) error {
+	uk, ok := keyOf(string(u), userIDPrefix)
+	if !ok {
+		return u.check()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	sh := &e.shards[shardIndex(u)]
-	var sl *slot
-	if m := sh.users.Load(); m != nil {
-		sl = (*m)[u]
+	t := e.tab.Load()
+	var prev userRec
+	if s := t.find(uk); s != nil {
+		prev = s.read()
 	}
-	var old *userState
-	if sl != nil {
-		old = sl.st.Load()
-	}
-	next := &userState{}
-	if old != nil {
-		next.admin = old.admin
-		next.ms = slices.Clone(old.ms)
-	}
-	f(next)
-	next.compact(e.orgs)
+	st := userState{admin: prev.admin, ms: prev.memberships()}
+	f(&st)
+	next := st.pack()
 	if e.oracle != nil {
-		if err := e.oracle.replace(old.rules(u), next.rules(u)); err != nil {
+		if err := e.oracle.replace(prev.rules(u), next.rules(u)); err != nil {
 			return fmt.Errorf("authz: cross-check enforcer: %w", err)
 		}
 	}
-	switch {
-	case next.empty() && sl != nil:
-		e.setShard(sh, u, nil)
-	case next.empty():
-	case sl != nil:
-		sl.st.Store(next)
-	default:
-		sl = &slot{}
-		sl.st.Store(next)
-		e.setShard(sh, u, sl)
+	if nt := t.put(uk, next); nt != t {
+		e.tab.Store(nt)
 	}
 	return nil
 }
 
-// compact drops memberships that hold nothing and interns org ids.
-func (st *userState) compact(orgs map[OrgID]OrgID) {
-	st.ms = slices.DeleteFunc(st.ms, func(m membership) bool { return m.roles == 0 && m.cats == 0 })
+// userState is the mutable working form of a userRec, used by writers and
+// Load before publishing.
+type userState struct {
+	admin bool
+	ms    []membership
+}
+
+// member returns st's membership in org k, adding an empty one if needed.
+func (st *userState) member(k idKey) *membership {
 	for i := range st.ms {
-		st.ms[i].org = intern(orgs, st.ms[i].org)
-	}
-	if len(st.ms) == 0 {
-		st.ms = nil
-	}
-}
-
-func (st *userState) empty() bool { return !st.admin && len(st.ms) == 0 }
-
-func intern(orgs map[OrgID]OrgID, o OrgID) OrgID {
-	if s, ok := orgs[o]; ok {
-		return s
-	}
-	orgs[o] = o
-	return o
-}
-
-// setShard publishes a copy of sh's map with u set to sl (or removed when
-// sl is nil). Its cost grows with the shard, not with the whole index.
-func (e *Engine) setShard(sh *shard, u UserID, sl *slot) {
-	var next map[UserID]*slot
-	if m := sh.users.Load(); m != nil {
-		next = make(map[UserID]*slot, len(*m)+1)
-		for k, v := range *m {
-			next[k] = v
+		if st.ms[i].org == k {
+			return &st.ms[i]
 		}
-	} else {
-		next = make(map[UserID]*slot, 1)
 	}
-	if sl == nil {
-		delete(next, u)
-	} else {
-		next[u] = sl
-	}
-	sh.users.Store(&next)
+	st.ms = append(st.ms, membership{org: k})
+	return &st.ms[len(st.ms)-1]
 }
+
+// pack turns st into the stored form, dropping memberships that hold
+// nothing.
+func (st *userState) pack() userRec {
+	rec := userRec{admin: st.admin}
+	for _, m := range st.ms {
+		switch {
+		case m.empty():
+		case rec.first.empty():
+			rec.first = m
+		default:
+			rec.more = append(rec.more, m)
+		}
+	}
+	return rec
+}
+
+func (rec *userRec) empty() bool { return !rec.admin && rec.first.empty() && len(rec.more) == 0 }
 
 // Load replaces the whole index with the policy in rows, as a store
 // streams it from Casbin's rule table. The rows must hold exactly the base
@@ -483,10 +414,9 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var (
-		maps  [numShards]map[UserID]*userState
-		orgs  = make(map[OrgID]OrgID)
-		base  = make([]bool, len(baseRowIndex))
-		rules [][]string // for the cross-check enforcer
+		states = make(map[idKey]*userState)
+		base   = make([]bool, len(baseRowIndex))
+		rules  [][]string // for the cross-check enforcer
 	)
 	for row, err := range rows {
 		if err != nil {
@@ -504,16 +434,23 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 		if err != nil {
 			return fmt.Errorf("authz: load: %w", err)
 		}
-		i := shardIndex(r.User)
-		if maps[i] == nil {
-			maps[i] = make(map[UserID]*userState)
-		}
-		st := maps[i][r.User]
+		uk, _ := keyOf(string(r.User), userIDPrefix)
+		st := states[uk]
 		if st == nil {
 			st = &userState{}
-			maps[i][r.User] = st
+			states[uk] = st
 		}
-		st.add(r, orgs)
+		if r.Role == PlatformAdmin {
+			st.admin = true
+		} else {
+			ok, _ := orgKey(r.Org)
+			m := st.member(ok)
+			if r.Role != RoleNone {
+				m.roles |= 1 << r.Role
+			} else {
+				m.cats |= r.Category.bit()
+			}
+		}
 		if e.oracle != nil {
 			rules = append(rules, []string{row.V0, row.V1, row.V2})
 		}
@@ -528,40 +465,10 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 			return fmt.Errorf("authz: load cross-check enforcer: %w", err)
 		}
 	}
-	for i := range maps {
-		var m map[UserID]*slot
-		if len(maps[i]) > 0 {
-			m = make(map[UserID]*slot, len(maps[i]))
-			for u, st := range maps[i] {
-				sl := &slot{}
-				sl.st.Store(st)
-				m[u] = sl
-			}
-		}
-		if m == nil {
-			e.shards[i].users.Store(nil)
-		} else {
-			e.shards[i].users.Store(&m)
-		}
+	t := newTable(len(states))
+	for k, st := range states {
+		t = t.put(k, st.pack())
 	}
-	e.orgs = orgs
+	e.tab.Store(t)
 	return nil
-}
-
-// add records rule r in st, during Load (st is not yet published).
-func (st *userState) add(r Rule, orgs map[OrgID]OrgID) {
-	if r.Role == PlatformAdmin {
-		st.admin = true
-		return
-	}
-	m := st.find(r.Org)
-	if m == nil {
-		st.ms = append(st.ms, membership{org: intern(orgs, r.Org)})
-		m = &st.ms[len(st.ms)-1]
-	}
-	if r.Role != RoleNone {
-		m.roles |= 1 << r.Role
-	} else {
-		m.cats |= r.Category.bit()
-	}
 }

@@ -68,16 +68,63 @@ func (u UserID) String() string { return string(u) }
 func (o OrgID) String() string  { return string(o) }
 
 func validID(s, prefix string) bool {
-	if len(s) != idLen || s[:len(prefix)] != prefix {
-		return false
+	_, ok := keyOf(s, prefix)
+	return ok
+}
+
+// idKey is the 120 random bits of an id, as the index keys users and orgs:
+// 16 bytes inline in a map slot, compared and hashed as integers, with no
+// string data to fetch from elsewhere in memory.
+type idKey struct{ hi, lo uint64 }
+
+// base32Value maps an id character to its 5-bit value, 0xff for others.
+var base32Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	for i := len(prefix); i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '2' <= c && c <= '7') {
-			return false
-		}
+	for i, c := range "abcdefghijklmnopqrstuvwxyz234567" {
+		t[c] = byte(i)
 	}
-	return true
+	return t
+}()
+
+// keyOf decodes a canonical id with the given prefix into its key,
+// reporting false for anything else. Decoding is the validation: every
+// character must be a lower-case base32 digit.
+func keyOf(s, prefix string) (idKey, bool) {
+	if len(s) != idLen || s[:4] != prefix {
+		return idKey{}, false
+	}
+	var k idKey
+	var bad byte
+	for i := 4; i < 4+idRandChars/2; i++ {
+		v := base32Value[s[i]]
+		bad |= v
+		k.hi = k.hi<<5 | uint64(v&31)
+	}
+	for i := 4 + idRandChars/2; i < idLen; i++ {
+		v := base32Value[s[i]]
+		bad |= v
+		k.lo = k.lo<<5 | uint64(v&31)
+	}
+	return k, bad&0xe0 == 0
+}
+
+// id encodes k back into its canonical id string.
+func (k idKey) id(prefix string) string {
+	var b [idLen]byte
+	copy(b[:], prefix)
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	hi, lo := k.hi, k.lo
+	for i := 4 + idRandChars/2 - 1; i >= 4; i-- {
+		b[i] = alphabet[hi&31]
+		hi >>= 5
+	}
+	for i := idLen - 1; i >= 4+idRandChars/2; i-- {
+		b[i] = alphabet[lo&31]
+		lo >>= 5
+	}
+	return string(b[:])
 }
 
 func (u UserID) check() error {

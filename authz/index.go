@@ -1,0 +1,173 @@
+package authz
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// table is the index: an open-addressing hash table of users with linear
+// probing, keyed by the random bits of the user id (so no hash function is
+// needed and, ids being server-generated, nobody can choose colliding
+// keys).
+//
+// Each slot is one 64-byte cache line holding everything a check needs
+// about one user, so a check costs one memory access beyond its inputs. A
+// slot's key never changes once claimed; its state is written under a
+// per-slot sequence lock: the writer makes seq odd, stores, makes it even;
+// a reader retries when seq was odd or changed while it read. Every field
+// is an atomic, so readers never see a torn word and the race detector
+// agrees. Only one writer runs at a time (Engine.mu).
+type table struct {
+	mask  uint64
+	slots []slot
+	used  int // claimed slots, live or not; writer only
+	live  int // claimed slots holding something; writer only
+}
+
+type slot struct {
+	seq      atomic.Uint64
+	khi, klo atomic.Uint64 // user key; valid once meta has metaUsed
+	meta     atomic.Uint64 // metaUsed | metaAdmin | first membership's roles and categories
+	ohi, olo atomic.Uint64 // first membership's org key
+	more     atomic.Pointer[[]membership]
+	_        [8]byte // pad to 64 bytes, one cache line
+}
+
+const (
+	metaUsed  = 1 << 16
+	metaAdmin = 1 << 17
+	// bits 0-7: roles of the first membership; bits 8-15: its categories
+)
+
+func newTable(capacity int) *table {
+	n := 1024
+	for n < capacity*4/3+1 {
+		n *= 2
+	}
+	return &table{mask: uint64(n - 1), slots: make([]slot, n)}
+}
+
+// find returns the slot claimed by key k, or nil. Readers and the writer
+// both use it.
+func (t *table) find(k idKey) *slot {
+	for i := k.lo & t.mask; ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		if s.meta.Load()&metaUsed == 0 {
+			return nil // an empty slot ends the probe: k was never inserted
+		}
+		if s.klo.Load() == k.lo && s.khi.Load() == k.hi {
+			return s
+		}
+	}
+}
+
+// read returns a consistent snapshot of s's state.
+func (s *slot) read() userRec {
+	for spins := 0; ; spins++ {
+		seq := s.seq.Load()
+		if seq&1 == 0 {
+			meta := s.meta.Load()
+			rec := userRec{
+				admin: meta&metaAdmin != 0,
+				first: membership{
+					org:   idKey{hi: s.ohi.Load(), lo: s.olo.Load()},
+					roles: roleMask(meta),
+					cats:  CategorySet(meta >> 8),
+				},
+			}
+			if p := s.more.Load(); p != nil {
+				rec.more = *p
+			}
+			if s.seq.Load() == seq {
+				return rec
+			}
+		}
+		if spins > 100 {
+			runtime.Gosched() // the writer was descheduled mid-write
+		}
+	}
+}
+
+// write publishes rec as s's state. Writer only.
+func (s *slot) write(rec userRec) {
+	meta := uint64(metaUsed) | uint64(rec.first.roles) | uint64(rec.first.cats)<<8
+	if rec.admin {
+		meta |= metaAdmin
+	}
+	var more *[]membership
+	if len(rec.more) > 0 {
+		more = &rec.more
+	}
+	s.seq.Add(1)
+	s.meta.Store(meta)
+	s.ohi.Store(rec.first.org.hi)
+	s.olo.Store(rec.first.org.lo)
+	s.more.Store(more)
+	s.seq.Add(1)
+}
+
+// put sets k's state to rec, claiming a slot if k has none. It returns the
+// table to use from now on: t itself, or a larger or compacted copy when t
+// was full. Writer only.
+func (t *table) put(k idKey, rec userRec) *table {
+	if s := t.find(k); s != nil {
+		old := s.read()
+		if was := !old.empty(); was != !rec.empty() {
+			if was {
+				t.live--
+			} else {
+				t.live++
+			}
+		}
+		s.write(rec)
+		return t
+	}
+	if rec.empty() {
+		return t
+	}
+	if (t.used+1)*4 > len(t.slots)*3 {
+		t = t.rebuilt(t.live + 1)
+	}
+	for i := k.lo & t.mask; ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		if s.meta.Load()&metaUsed == 0 {
+			// Key first, then the state whose metaUsed bit makes the
+			// slot visible to find.
+			s.khi.Store(k.hi)
+			s.klo.Store(k.lo)
+			s.write(rec)
+			t.used++
+			t.live++
+			return t
+		}
+	}
+}
+
+// rebuilt returns a fresh table sized for live users (at least n) holding
+// t's live entries; slots of users who hold nothing any more are dropped.
+func (t *table) rebuilt(n int) *table {
+	nt := newTable(max(n, t.live) * 2)
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.meta.Load()&metaUsed == 0 {
+			continue
+		}
+		if rec := s.read(); !rec.empty() {
+			nt = nt.put(idKey{hi: s.khi.Load(), lo: s.klo.Load()}, rec)
+		}
+	}
+	return nt
+}
+
+// all yields every user with state in t.
+func (t *table) all(yield func(idKey, userRec) bool) {
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.meta.Load()&metaUsed == 0 {
+			continue
+		}
+		if rec := s.read(); !rec.empty() && !yield(idKey{hi: s.khi.Load(), lo: s.klo.Load()}, rec) {
+			return
+		}
+	}
+}
