@@ -25,8 +25,8 @@ const (
 
 var reasonNames = [...]string{
 	ReasonInvalid:           "invalid request",
-	ReasonPlatformAdmin:     "platformadmin",
-	ReasonManager:           "manager of the org",
+	ReasonPlatformAdmin:     "PlatformAdmin",
+	ReasonManager:           "Manager of the org",
 	ReasonGranted:           "granted",
 	ReasonNotMember:         "not a member of the org",
 	ReasonMissingCategories: "missing categories",

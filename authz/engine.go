@@ -109,18 +109,14 @@ func NewEngine(opts ...Option) (*Engine, error) {
 	return e, nil
 }
 
-// lookup returns the state of user u; ok is false for an unknown or
+// lookup returns the state of user u: the zero userRec for an unknown or
 // malformed id.
-func (e *Engine) lookup(u UserID) (rec userRec, ok bool) {
+func (e *Engine) lookup(u UserID) userRec {
 	k, ok := keyOf(string(u), userIDPrefix)
 	if !ok {
-		return userRec{}, false
+		return userRec{}
 	}
-	s := e.tab.Load().find(k)
-	if s == nil {
-		return userRec{}, false
-	}
-	return s.read(), true
+	return e.tab.Load().get(k)
 }
 
 // find returns rec's membership in org o, or nil.
@@ -166,7 +162,7 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 		d.Reason = ReasonInvalid
 		return d
 	}
-	rec, _ := e.lookup(u)
+	rec := e.lookup(u)
 	m := rec.find(ok)
 	if m != nil {
 		d.Role, d.Granted = m.roles.top(), m.cats
@@ -191,7 +187,7 @@ func orgKey(o OrgID) (idKey, bool) { return keyOf(string(o), orgIDPrefix) }
 // IsPlatformAdmin reports whether u is a PlatformAdmin (the check for the
 // operations screens). It takes no lock and allocates nothing.
 func (e *Engine) IsPlatformAdmin(u UserID) bool {
-	rec, _ := e.lookup(u)
+	rec := e.lookup(u)
 	return rec.admin
 }
 
@@ -202,7 +198,7 @@ func (e *Engine) Membership(u UserID, o OrgID) (Membership, bool) {
 	if !ok {
 		return Membership{}, false
 	}
-	rec, _ := e.lookup(u)
+	rec := e.lookup(u)
 	m := rec.find(k)
 	if m == nil {
 		return Membership{}, false
@@ -212,7 +208,7 @@ func (e *Engine) Membership(u UserID, o OrgID) (Membership, bool) {
 
 // Memberships yields every org in which u holds a role or a grant.
 func (e *Engine) Memberships(u UserID) iter.Seq2[OrgID, Membership] {
-	rec, _ := e.lookup(u)
+	rec := e.lookup(u)
 	return func(yield func(OrgID, Membership) bool) {
 		for _, m := range rec.memberships() {
 			if !yield(OrgID(m.org.id(orgIDPrefix)), Membership{Role: m.roles.top(), Categories: m.cats}) {
@@ -350,11 +346,8 @@ func (e *Engine) update(u UserID, f func(*userState)) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := e.tab.Load()
-	var prev userRec
-	if s := t.find(uk); s != nil {
-		prev = s.read()
-	}
-	st := userState{admin: prev.admin, ms: prev.memberships()}
+	prev := t.get(uk)
+	st := prev.state()
 	f(&st)
 	next := st.pack()
 	if e.oracle != nil {
@@ -366,6 +359,11 @@ func (e *Engine) update(u UserID, f func(*userState)) error {
 		e.tab.Store(nt)
 	}
 	return nil
+}
+
+// state returns a private, mutable copy of rec.
+func (rec *userRec) state() userState {
+	return userState{admin: rec.admin, ms: rec.memberships()}
 }
 
 // userState is the mutable working form of a userRec, used by writers and
@@ -414,9 +412,9 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var (
-		states = make(map[idKey]*userState)
-		base   = make([]bool, len(baseRowIndex))
-		rules  [][]string // for the cross-check enforcer
+		t     = newTable(0) // private until published below
+		base  = make([]bool, len(baseRowIndex))
+		rules [][]string // for the cross-check enforcer
 	)
 	for row, err := range rows {
 		if err != nil {
@@ -435,11 +433,8 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 			return fmt.Errorf("authz: load: %w", err)
 		}
 		uk, _ := keyOf(string(r.User), userIDPrefix)
-		st := states[uk]
-		if st == nil {
-			st = &userState{}
-			states[uk] = st
-		}
+		prev := t.get(uk)
+		st := prev.state()
 		if r.Role == PlatformAdmin {
 			st.admin = true
 		} else {
@@ -451,6 +446,7 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 				m.cats |= r.Category.bit()
 			}
 		}
+		t = t.put(uk, st.pack())
 		if e.oracle != nil {
 			rules = append(rules, []string{row.V0, row.V1, row.V2})
 		}
@@ -464,10 +460,6 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 		if err := e.oracle.load(rules); err != nil {
 			return fmt.Errorf("authz: load cross-check enforcer: %w", err)
 		}
-	}
-	t := newTable(len(states))
-	for k, st := range states {
-		t = t.put(k, st.pack())
 	}
 	e.tab.Store(t)
 	return nil

@@ -31,7 +31,7 @@ func ExampleEngine_Check() {
 		fmt.Printf("%s %s: allowed=%v (%v)\n", q.who, q.cat, d.Allowed, d.Reason)
 	}
 	// Output:
-	// alice audit: allowed=true (manager of the org)
+	// alice audit: allowed=true (Manager of the org)
 	// bob vpn: allowed=true (granted)
 	// bob database: allowed=false (missing categories)
 }

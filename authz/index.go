@@ -61,6 +61,14 @@ func (t *table) find(k idKey) *slot {
 	}
 }
 
+// get returns k's state in t, the zero userRec if k has none.
+func (t *table) get(k idKey) userRec {
+	if s := t.find(k); s != nil {
+		return s.read()
+	}
+	return userRec{}
+}
+
 // read returns a consistent snapshot of s's state.
 func (s *slot) read() userRec {
 	for spins := 0; ; spins++ {
