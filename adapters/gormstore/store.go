@@ -1,0 +1,266 @@
+// Package gormstore keeps the module's state in any database GORM supports
+// (SQLite and PostgreSQL are tested). Today it holds the authorization
+// policy: Casbin's rule table "casbin_rule", in the layout of
+// github.com/casbin/gorm-adapter/v3, so that a plain Casbin enforcer with
+// that adapter reads exactly the policy that [authz.Engine] indexes.
+//
+// [Open] migrates the table and seeds the model's base rules. [Store.Load]
+// streams every stored row into an [authz.Engine]. [Store.Transaction] runs
+// one database transaction in which a [Tx] writes the policy and (through
+// [Tx.DB]) the rows of other stores, so that one management operation
+// commits all of them together or nothing.
+//
+// # Writes are absolute and verified
+//
+// A Tx write says what the result must be ("u is a Member of o with
+// infra and vpn") rather than what to change. The store reads the rows
+// currently stored, inside the transaction, and deletes and inserts the
+// difference, so that a write never depends on what some replica holds in
+// memory. Every delete states the exact row, with bound parameters, and
+// checks the number of rows it removed: a revoke that does not remove what
+// the store just read fails with an error matching [authz.ErrConflict], and
+// the transaction rolls back, rather than reporting success for a
+// permission that is still stored.
+//
+// # Concurrency
+//
+// Store's methods are safe for concurrent use. A Tx belongs to the function
+// it is passed to and must not be used after that function returns, nor by
+// several goroutines at once. On PostgreSQL, writes take transaction-scoped
+// advisory locks (the user's, and the org's for memberships and org
+// removal), so that two transactions writing the same user's policy run one
+// after the other instead of both computing their changes from the same
+// old rows. A transaction that writes several users in varying orders can
+// therefore deadlock with another; PostgreSQL detects that and fails one of
+// them, which rolls back. SQLite admits one writing transaction at a time by
+// itself: another waits for the busy timeout or fails ("database is
+// locked"); open SQLite with _txlock=immediate and a busy timeout to make
+// concurrent writers wait rather than fail.
+package gormstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"gorm.io/gorm"
+
+	"github.com/kiops/iam/authz"
+)
+
+// tableName is Casbin's rule table, as gorm-adapter names it by default.
+const tableName = "casbin_rule"
+
+// rowColumns are the columns of a rule row, in authz.Row's order.
+const rowColumns = "ptype, v0, v1, v2, v3, v4, v5"
+
+// domainIndex declares, for GORM's migrator only, the index on the rule
+// table's domain column (v2).
+type domainIndex struct {
+	V2 string `gorm:"size:100;index:idx_casbin_rule_v2"`
+}
+
+const domainIndexName = "idx_casbin_rule_v2"
+
+func (domainIndex) TableName() string { return tableName }
+
+// Store keeps the authorization policy in Casbin's rule table. Create one
+// with Open. It does not own the *gorm.DB it was given: closing that is the
+// caller's job. All methods are safe for concurrent use.
+type Store struct {
+	db *gorm.DB
+
+	// beforeDelete, when set (by tests only), runs inside the transaction
+	// before each verified delete, to simulate a row vanishing under it.
+	beforeDelete func(tx *gorm.DB)
+}
+
+// Open prepares db for the policy and returns a Store over it. It creates
+// the rule table through gorm-adapter (with the adapter's unique index over
+// all columns) and an index on the domain column v2 if they are missing,
+// and inserts the base rules of the model (authz.BaseRows) that are not
+// stored yet. It never truncates or rewrites existing rows.
+//
+// Open is idempotent: running it again, or in several processes at once,
+// leaves one table with each base rule once. On PostgreSQL, concurrent
+// Opens on one schema are serialized by a transaction-scoped advisory
+// lock. On SQLite, concurrent Opens are serialized by SQLite's write lock;
+// with the default deferred BEGIN one of them may fail with "database is
+// locked" (open SQLite with _txlock=immediate and a busy timeout to make
+// them wait).
+//
+// Errors are wrapped with "gormstore: open"; nothing is committed when Open
+// fails.
+func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("gormstore: open: nil *gorm.DB")
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("gormstore: open: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if isPostgres(tx) {
+			// DDL is transactional on PostgreSQL, but two transactions that
+			// both find the table missing would both create it, and one
+			// would fail. The lock (keyed by schema, so parallel tests in
+			// their own schemas do not wait for each other) makes the second
+			// wait and then find the table.
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(" + lockClassMigrate + ", hashtext(current_schema()))").Error; err != nil {
+				return fmt.Errorf("migration lock: %w", err)
+			}
+		}
+		a, err := gormadapter.NewAdapterByDBUseTableName(tx, "", tableName)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", tableName, err)
+		}
+		// RemoveOrg looks rows up by domain. (Lookups by user are served by
+		// the adapter's unique index, which starts with ptype, v0.) GORM's
+		// migrator writes the DDL for each dialect.
+		if m := tx.Migrator(); !m.HasIndex(&domainIndex{}, domainIndexName) {
+			if err := m.CreateIndex(&domainIndex{}, domainIndexName); err != nil {
+				return fmt.Errorf("create index %s: %w", domainIndexName, err)
+			}
+		}
+		stored, err := readRows(tx.Where("ptype = ?", "p"))
+		if err != nil {
+			return fmt.Errorf("read base rules: %w", err)
+		}
+		have := make(map[authz.Row]bool, len(stored))
+		for _, r := range stored {
+			have[r] = true
+		}
+		var missing [][]string
+		for _, r := range authz.BaseRows() {
+			if !have[r] {
+				missing = append(missing, []string{r.V0, r.V1})
+			}
+		}
+		if len(missing) > 0 {
+			// AddPolicies inserts with ON CONFLICT DO NOTHING, so a base
+			// rule stored meanwhile is not duplicated either.
+			if err := a.AddPolicies("p", "p", missing); err != nil {
+				return fmt.Errorf("seed base rules: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Rows yields every row of the rule table, in no particular order,
+// streaming them from one query (a consistent snapshot of committed
+// rows) without holding them all in memory. A NULL value reads as "", as
+// Casbin's adapter reads it. On a failure it yields one error, wrapped
+// with "gormstore: rows", and stops. Stopping the iteration early closes
+// the query.
+//
+// While the iteration runs it holds a database connection: on a database
+// limited to one connection (SQLite in memory, typically), do not use the
+// same *gorm.DB in the loop body. Rows is safe for concurrent use.
+func (s *Store) Rows(ctx context.Context) iter.Seq2[authz.Row, error] {
+	return func(yield func(authz.Row, error) bool) {
+		rows, err := s.db.WithContext(ctx).Model(&gormadapter.CasbinRule{}).Select(rowColumns).Rows()
+		if err != nil {
+			yield(authz.Row{}, fmt.Errorf("gormstore: rows: %w", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			row, err := scanRow(rows)
+			if err != nil {
+				yield(authz.Row{}, fmt.Errorf("gormstore: rows: %w", err))
+				return
+			}
+			if !yield(row, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(authz.Row{}, fmt.Errorf("gormstore: rows: %w", err))
+		}
+	}
+}
+
+// Load replaces e's index with the stored policy: e.Load(s.Rows(ctx)). A
+// row that the Engine refuses (a "p" rule that is not one of
+// authz.BaseRows, a grouping rule authz.ParseRow rejects, a missing base
+// rule) or a database failure is an error, and e keeps its previous index.
+// Load is safe for concurrent use; e serializes its own loads and writes.
+func (s *Store) Load(ctx context.Context, e *authz.Engine) error {
+	return e.Load(s.Rows(ctx))
+}
+
+// Transaction runs fn in one database transaction (GORM's db.Transaction)
+// and commits it if fn returns nil, or rolls it back if fn returns an error
+// or panics (the panic goes on). fn writes the policy through tx, and other
+// rows through tx.DB().
+//
+// It returns fn's error unchanged, so that callers can match their own
+// errors; if fn returned nil although one of tx's writes failed, the
+// transaction is rolled back all the same and that write's error is
+// returned. Failures to begin or commit are wrapped with
+// "gormstore: transaction". Only after Transaction returns nil is the
+// policy change committed; that is the moment to apply it to an
+// authz.Engine.
+//
+// Transaction is safe for concurrent use; each call has its own Tx.
+func (s *Store) Transaction(ctx context.Context, fn func(tx *Tx) error) error {
+	var fnErr error
+	err := s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
+		t := &Tx{store: s, db: gtx, pg: isPostgres(gtx)}
+		defer func() { t.done = true }()
+		fnErr = fn(t)
+		if fnErr == nil && t.failed != nil {
+			fnErr = t.failed
+		}
+		return fnErr
+	})
+	switch {
+	case err == nil:
+		return nil
+	case fnErr != nil:
+		return fnErr
+	default:
+		return fmt.Errorf("gormstore: transaction: %w", err)
+	}
+}
+
+func isPostgres(db *gorm.DB) bool { return db.Dialector.Name() == "postgres" }
+
+// readRows runs q (a query whose conditions the caller set, with bound
+// parameters only) over the rule table and returns the rows it selects.
+func readRows(q *gorm.DB) ([]authz.Row, error) {
+	rows, err := q.Model(&gormadapter.CasbinRule{}).Select(rowColumns).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []authz.Row
+	for rows.Next() {
+		row, err := scanRow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
+func scanRow(rows *sql.Rows) (authz.Row, error) {
+	var v [7]sql.NullString
+	if err := rows.Scan(&v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]); err != nil {
+		return authz.Row{}, err
+	}
+	return authz.Row{
+		PType: v[0].String,
+		V0:    v[1].String, V1: v[2].String, V2: v[3].String,
+		V3: v[4].String, V4: v[5].String, V5: v[6].String,
+	}, nil
+}
