@@ -88,7 +88,7 @@ func (o *oracle) replace(old, new []Rule) error {
 func groupingStrings(rules []Rule) [][]string {
 	out := make([][]string, 0, len(rules))
 	for _, r := range rules {
-		row := r.Row()
+		row := r.row()
 		out = append(out, []string{row.V0, row.V1, row.V2})
 	}
 	return out

@@ -136,7 +136,7 @@ func compareWithCasbin(t *testing.T, p int, phase string, rng *rand.Rand, e *Eng
 
 	got := make(rowSet)
 	for r := range e.Rules() {
-		got[r.Row()] = true
+		got[r.row()] = true
 	}
 	for r := range truth {
 		if r.PType == "g" && !got[r] {

@@ -300,11 +300,8 @@ func (e *Engine) SetCategories(u UserID, o OrgID, cats CategorySet) error {
 // zero Membership removes u from o. Invalid input is an *InvalidError and
 // changes nothing.
 func (e *Engine) SetMembership(u UserID, o OrgID, m Membership) error {
-	if m.Role != RoleNone && !m.Role.OrgScoped() {
-		return invalid("role", m.Role.String(), "want member or manager (PlatformAdmin is platform-wide)")
-	}
-	if !m.Categories.Valid() {
-		return invalid("category set", fmt.Sprintf("%#x", uint8(m.Categories)), "unknown bits")
+	if err := m.Validate(); err != nil {
+		return err
 	}
 	return e.updateMember(u, o, func(ms *membership) {
 		ms.roles, ms.cats = 0, m.Categories

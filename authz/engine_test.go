@@ -232,7 +232,7 @@ func TestLoadRejectsForeignRowsAndKeepsIndex(t *testing.T) {
 	}
 	// A good Load replaces everything.
 	v := NewUserID()
-	must(t, e.Load(seq(append(BaseRows(), RoleRule(v, o, Manager).Row()))))
+	must(t, e.Load(seq(append(BaseRows(), RoleRule(v, o, Manager).row()))))
 	if e.Check(u, o, Audit).Allowed || !e.Check(v, o, Audit).Allowed {
 		t.Error("Load did not replace the index")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // The error kinds of this module. Every error authz returns matches one of
@@ -37,7 +38,11 @@ func invalid(field, value, reason string) error {
 func (e *InvalidError) Error() string {
 	v := e.Value
 	if len(v) > 64 { // keep hostile input from flooding logs
-		v = v[:64] + "…"
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		v = v[:cut] + "…"
 	}
 	return fmt.Sprintf("authz: invalid %s %q: %s", e.Field, v, e.Reason)
 }

@@ -84,8 +84,18 @@ func RoleRule(u UserID, o OrgID, r Role) Rule { return Rule{User: u, Org: o, Rol
 func GrantRule(u UserID, o OrgID, c Category) Rule { return Rule{User: u, Org: o, Category: c} }
 
 // MembershipRules returns the rules that give u exactly membership m in org
-// o: one role rule (if m has a role) and one grant rule per category.
-func MembershipRules(u UserID, o OrgID, m Membership) []Rule {
+// o: one role rule (if m has a role) and one grant rule per category. An
+// invalid id or membership (see Membership.Validate) is an *InvalidError.
+func MembershipRules(u UserID, o OrgID, m Membership) ([]Rule, error) {
+	if err := u.check(); err != nil {
+		return nil, err
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
 	rules := make([]Rule, 0, 1+m.Categories.Len())
 	if m.Role != RoleNone {
 		rules = append(rules, RoleRule(u, o, m.Role))
@@ -93,7 +103,20 @@ func MembershipRules(u UserID, o OrgID, m Membership) []Rule {
 	for c := range m.Categories.All() {
 		rules = append(rules, GrantRule(u, o, c))
 	}
-	return rules
+	return rules, nil
+}
+
+// Validate checks that m can be held in an org: its Role is RoleNone,
+// Member or Manager (PlatformAdmin is platform-wide), and its Categories
+// hold only the seven known bits. Anything else is an *InvalidError.
+func (m Membership) Validate() error {
+	if m.Role != RoleNone && !m.Role.OrgScoped() {
+		return invalid("role", m.Role.String(), "want member or manager (PlatformAdmin is platform-wide)")
+	}
+	if !m.Categories.Valid() {
+		return invalid("category set", fmt.Sprintf("%#x", uint8(m.Categories)), "unknown bits")
+	}
+	return nil
 }
 
 // Validate checks that r is well formed: a canonical user id, and either a
@@ -126,13 +149,17 @@ func (r Rule) String() string {
 	}
 }
 
-// Row encodes r as a Casbin grouping rule. It panics on a Rule that fails
-// Validate, which only a programming error can produce; callers validate
-// input first.
-func (r Rule) Row() Row {
+// Row encodes r as a Casbin grouping rule. A Rule that fails Validate is
+// an *InvalidError.
+func (r Rule) Row() (Row, error) {
 	if err := r.Validate(); err != nil {
-		panic(err)
+		return Row{}, err
 	}
+	return r.row(), nil
+}
+
+// row encodes a valid r.
+func (r Rule) row() Row {
 	switch {
 	case r.Category != 0:
 		return Row{PType: "g", V0: string(r.User), V1: grantPrefix + r.Category.String(), V2: string(r.Org)}

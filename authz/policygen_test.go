@@ -87,7 +87,7 @@ func genRandom(rng *rand.Rand) *genPolicy {
 			} // else: grants without a role, which Casbin still honours
 			g.add(u, o, r, randomSet(rng, rng.Float64()))
 			if rng.IntN(50) == 0 { // a second role row in the same org
-				g.rows = append(g.rows, RoleRule(u, o, Member).Row())
+				g.rows = append(g.rows, RoleRule(u, o, Member).row())
 			}
 		}
 	}
@@ -105,8 +105,12 @@ func newGenPolicy() *genPolicy {
 }
 
 func (g *genPolicy) add(u UserID, o OrgID, r Role, cats CategorySet) {
-	for _, rule := range MembershipRules(u, o, Membership{Role: r, Categories: cats}) {
-		g.rows = append(g.rows, rule.Row())
+	rules, err := MembershipRules(u, o, Membership{Role: r, Categories: cats})
+	if err != nil {
+		panic(err)
+	}
+	for _, rule := range rules {
+		g.rows = append(g.rows, rule.row())
 	}
 	g.members[u] = append(g.members[u], o)
 	g.grants[memberKey{u, o}] = cats
@@ -114,7 +118,7 @@ func (g *genPolicy) add(u UserID, o OrgID, r Role, cats CategorySet) {
 }
 
 func (g *genPolicy) addAdmin(u UserID) {
-	g.rows = append(g.rows, PlatformAdminRule(u).Row())
+	g.rows = append(g.rows, PlatformAdminRule(u).row())
 	g.admins[u] = true
 }
 

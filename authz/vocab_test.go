@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseRole(t *testing.T) {
@@ -142,7 +143,11 @@ func TestRowEncoding(t *testing.T) {
 	t.Parallel()
 	u, o := NewUserID(), NewOrgID()
 	for _, r := range []Rule{PlatformAdminRule(u), RoleRule(u, o, Member), RoleRule(u, o, Manager), GrantRule(u, o, VPN)} {
-		got, err := ParseRow(r.Row())
+		row, err := r.Row()
+		if err != nil {
+			t.Fatalf("%v.Row(): %v", r, err)
+		}
+		got, err := ParseRow(row)
 		if err != nil || got != r {
 			t.Errorf("ParseRow(%v.Row()) = %v, %v", r, got, err)
 		}
@@ -170,6 +175,22 @@ func TestRowEncoding(t *testing.T) {
 		if err := r.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v validated", r)
 		}
+		if row, err := r.Row(); !errors.Is(err, ErrInvalid) || row != (Row{}) {
+			t.Errorf("%+v encoded as %v, %v", r, row, err)
+		}
+	}
+	if _, err := MembershipRules(u, o, Membership{Role: PlatformAdmin}); !errors.Is(err, ErrInvalid) {
+		t.Error("MembershipRules accepted PlatformAdmin as an org role")
+	}
+	if _, err := MembershipRules(u, o, Membership{Role: Member, Categories: 0x80}); !errors.Is(err, ErrInvalid) {
+		t.Error("MembershipRules accepted unknown category bits")
+	}
+	if _, err := MembershipRules(u, "*", Membership{Role: Member}); !errors.Is(err, ErrInvalid) {
+		t.Error("MembershipRules accepted a wildcard org")
+	}
+	long := strings.Repeat("é", 40)
+	if msg := (&InvalidError{Field: "name", Value: long}).Error(); !utf8.ValidString(msg) {
+		t.Errorf("truncated message is not valid UTF-8: %q", msg)
 	}
 	if len(BaseRows()) != 21 {
 		t.Errorf("BaseRows has %d rules, want 21", len(BaseRows()))

@@ -65,10 +65,10 @@ func (t *Tx) SetPlatformAdmin(u authz.UserID, admin bool) error {
 	if err := t.usable(op); err != nil {
 		return err
 	}
-	if _, err := authz.ParseUserID(string(u)); err != nil {
+	row, err := authz.PlatformAdminRule(u).Row()
+	if err != nil {
 		return fmt.Errorf("gormstore: %s: %w", op, err)
 	}
-	row := authz.PlatformAdminRule(u).Row()
 	if err := t.lock(op, "user:"+string(u), false); err != nil {
 		return err
 	}
@@ -104,7 +104,8 @@ func (t *Tx) SetMembership(u authz.UserID, o authz.OrgID, m authz.Membership) er
 	if err := t.usable(op); err != nil {
 		return err
 	}
-	if err := validMembership(u, o, m); err != nil {
+	want, err := authz.MembershipRules(u, o, m) // validates u, o and m
+	if err != nil {
 		return fmt.Errorf("gormstore: %s: %w", op, err)
 	}
 	// The org's lock is shared, so that memberships of different users in
@@ -119,37 +120,28 @@ func (t *Tx) SetMembership(u authz.UserID, o authz.OrgID, m authz.Membership) er
 	if err != nil {
 		return err
 	}
-	want := authz.MembershipRules(u, o, m)
+	var add []authz.Row
+	for _, r := range want {
+		if !slices.Contains(stored, r) {
+			row, err := r.Row()
+			if err != nil {
+				return t.fail(op, err)
+			}
+			add = append(add, row)
+		}
+	}
 	for _, r := range stored {
 		if !slices.Contains(want, r) {
-			if err := t.deleteRow(op, r.Row()); err != nil {
+			row, err := r.Row()
+			if err != nil {
+				return t.fail(op, err)
+			}
+			if err := t.deleteRow(op, row); err != nil {
 				return err
 			}
 		}
 	}
-	var add []authz.Row
-	for _, r := range want {
-		if !slices.Contains(stored, r) {
-			add = append(add, r.Row())
-		}
-	}
 	return t.insert(op, add)
-}
-
-func validMembership(u authz.UserID, o authz.OrgID, m authz.Membership) error {
-	if _, err := authz.ParseUserID(string(u)); err != nil {
-		return err
-	}
-	if _, err := authz.ParseOrgID(string(o)); err != nil {
-		return err
-	}
-	if m.Role != authz.RoleNone && !m.Role.OrgScoped() {
-		return &authz.InvalidError{Field: "role", Value: m.Role.String(), Reason: "want member or manager (PlatformAdmin is platform-wide)"}
-	}
-	if !m.Categories.Valid() {
-		return &authz.InvalidError{Field: "category set", Value: fmt.Sprintf("%#x", uint8(m.Categories)), Reason: "unknown bits"}
-	}
-	return nil
 }
 
 // RemoveUser deletes every rule of u: PlatformAdmin and every membership.
