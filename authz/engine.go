@@ -109,14 +109,14 @@ func NewEngine(opts ...Option) (*Engine, error) {
 	return e, nil
 }
 
-// lookup returns the state of user u: the zero userRec for an unknown or
-// malformed id.
-func (e *Engine) lookup(u UserID) userRec {
-	k, ok := keyOf(string(u), userIDPrefix)
-	if !ok {
-		return userRec{}
+// lookup stores the state of user u in rec, leaving it zero for an
+// unknown or malformed id.
+func (e *Engine) lookup(u UserID, rec *userRec) {
+	if k, ok := keyOf(string(u), userIDPrefix); ok {
+		if s := e.tab.Load().find(k); s != nil {
+			s.read(rec)
+		}
 	}
-	return e.tab.Load().get(k)
 }
 
 // find returns rec's membership in org o, or nil.
@@ -162,7 +162,8 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 		d.Reason = ReasonInvalid
 		return d
 	}
-	rec := e.lookup(u)
+	var rec userRec
+	e.lookup(u, &rec)
 	m := rec.find(ok)
 	if m != nil {
 		d.Role, d.Granted = m.roles.top(), m.cats
@@ -187,7 +188,8 @@ func orgKey(o OrgID) (idKey, bool) { return keyOf(string(o), orgIDPrefix) }
 // IsPlatformAdmin reports whether u is a PlatformAdmin (the check for the
 // operations screens). It takes no lock and allocates nothing.
 func (e *Engine) IsPlatformAdmin(u UserID) bool {
-	rec := e.lookup(u)
+	var rec userRec
+	e.lookup(u, &rec)
 	return rec.admin
 }
 
@@ -198,7 +200,8 @@ func (e *Engine) Membership(u UserID, o OrgID) (Membership, bool) {
 	if !ok {
 		return Membership{}, false
 	}
-	rec := e.lookup(u)
+	var rec userRec
+	e.lookup(u, &rec)
 	m := rec.find(k)
 	if m == nil {
 		return Membership{}, false
@@ -208,7 +211,8 @@ func (e *Engine) Membership(u UserID, o OrgID) (Membership, bool) {
 
 // Memberships yields every org in which u holds a role or a grant.
 func (e *Engine) Memberships(u UserID) iter.Seq2[OrgID, Membership] {
-	rec := e.lookup(u)
+	var rec userRec
+	e.lookup(u, &rec)
 	return func(yield func(OrgID, Membership) bool) {
 		for _, m := range rec.memberships() {
 			if !yield(OrgID(m.org.id(orgIDPrefix)), Membership{Role: m.roles.top(), Categories: m.cats}) {

@@ -90,22 +90,24 @@ var base32Value = func() (t [256]byte) {
 
 // keyOf decodes a canonical id with the given prefix into its key,
 // reporting false for anything else. Decoding is the validation: every
-// character must be a lower-case base32 digit.
+// character must be a lower-case base32 digit. It is on the path of every
+// check, so it decodes in four independent 3-character groups per half
+// rather than one 12-step chain of shifts.
 func keyOf(s, prefix string) (idKey, bool) {
 	if len(s) != idLen || s[:4] != prefix {
 		return idKey{}, false
 	}
-	var k idKey
+	b := s[4:idLen]
+	_ = b[23] // one bounds check for the whole id
 	var bad byte
-	for i := 4; i < 4+idRandChars/2; i++ {
-		v := base32Value[s[i]]
-		bad |= v
-		k.hi = k.hi<<5 | uint64(v&31)
+	group := func(i int) uint64 {
+		x, y, z := base32Value[b[i]], base32Value[b[i+1]], base32Value[b[i+2]]
+		bad |= x | y | z
+		return uint64(x)<<10 | uint64(y)<<5 | uint64(z)
 	}
-	for i := 4 + idRandChars/2; i < idLen; i++ {
-		v := base32Value[s[i]]
-		bad |= v
-		k.lo = k.lo<<5 | uint64(v&31)
+	k := idKey{
+		hi: group(0)<<45 | group(3)<<30 | group(6)<<15 | group(9),
+		lo: group(12)<<45 | group(15)<<30 | group(18)<<15 | group(21),
 	}
 	return k, bad&0xe0 == 0
 }

@@ -63,31 +63,33 @@ func (t *table) find(k idKey) *slot {
 
 // get returns k's state in t, the zero userRec if k has none.
 func (t *table) get(k idKey) userRec {
+	var rec userRec
 	if s := t.find(k); s != nil {
-		return s.read()
+		s.read(&rec)
 	}
-	return userRec{}
+	return rec
 }
 
-// read returns a consistent snapshot of s's state.
-func (s *slot) read() userRec {
+// read stores a consistent snapshot of s's state in rec. It fills the
+// caller's variable rather than returning the state, which keeps the check
+// path from copying it through each frame.
+func (s *slot) read(rec *userRec) {
 	for spins := 0; ; spins++ {
 		seq := s.seq.Load()
 		if seq&1 == 0 {
 			meta := s.meta.Load()
-			rec := userRec{
-				admin: meta&metaAdmin != 0,
-				first: membership{
-					org:   idKey{hi: s.ohi.Load(), lo: s.olo.Load()},
-					roles: roleMask(meta),
-					cats:  CategorySet(meta >> 8),
-				},
+			rec.admin = meta&metaAdmin != 0
+			rec.first = membership{
+				org:   idKey{hi: s.ohi.Load(), lo: s.olo.Load()},
+				roles: roleMask(meta),
+				cats:  CategorySet(meta >> 8),
 			}
+			rec.more = nil
 			if p := s.more.Load(); p != nil {
 				rec.more = *p
 			}
 			if s.seq.Load() == seq {
-				return rec
+				return
 			}
 		}
 		if spins > 100 {
@@ -119,7 +121,8 @@ func (s *slot) write(rec userRec) {
 // was full. Writer only.
 func (t *table) put(k idKey, rec userRec) *table {
 	if s := t.find(k); s != nil {
-		old := s.read()
+		var old userRec
+		s.read(&old)
 		if was := !old.empty(); was != !rec.empty() {
 			if was {
 				t.live--
@@ -160,7 +163,8 @@ func (t *table) rebuilt(n int) *table {
 		if s.meta.Load()&metaUsed == 0 {
 			continue
 		}
-		if rec := s.read(); !rec.empty() {
+		var rec userRec
+		if s.read(&rec); !rec.empty() {
 			nt = nt.put(idKey{hi: s.khi.Load(), lo: s.klo.Load()}, rec)
 		}
 	}
@@ -174,7 +178,8 @@ func (t *table) all(yield func(idKey, userRec) bool) {
 		if s.meta.Load()&metaUsed == 0 {
 			continue
 		}
-		if rec := s.read(); !rec.empty() && !yield(idKey{hi: s.khi.Load(), lo: s.klo.Load()}, rec) {
+		var rec userRec
+		if s.read(&rec); !rec.empty() && !yield(idKey{hi: s.khi.Load(), lo: s.klo.Load()}, rec) {
 			return
 		}
 	}
