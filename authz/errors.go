@@ -7,8 +7,9 @@ import (
 	"unicode/utf8"
 )
 
-// The error kinds of this module. Every error authz returns matches one of
-// them with errors.Is; the HTTP layer maps each kind to one status.
+// The error kinds of this module, shared by every package of it. Every
+// error the module returns matches one of them with errors.Is; the HTTP
+// layer maps each kind to one status.
 var (
 	// ErrInvalid: the input is malformed (an unknown name, an id this
 	// module did not issue, an empty value). Nothing was changed.
@@ -21,6 +22,9 @@ var (
 	// ErrConflict: the operation would break an invariant or clash with
 	// the current state. Nothing was changed.
 	ErrConflict = errors.New("authz: conflict")
+	// ErrUnauthenticated: no valid identity (a wrong password, an unknown,
+	// expired or ended session or token). Nothing was changed.
+	ErrUnauthenticated = errors.New("authz: unauthenticated")
 )
 
 // InvalidError says which input was malformed and why. It matches
