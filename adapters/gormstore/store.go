@@ -129,6 +129,9 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("create index %s: %w", domainIndexName, err)
 			}
 		}
+		if err := migrateVersion(tx); err != nil {
+			return err
+		}
 		stored, err := readRows(tx.Where("ptype = ?", "p"))
 		if err != nil {
 			return fmt.Errorf("read base rules: %w", err)
