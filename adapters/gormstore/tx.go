@@ -213,6 +213,67 @@ func (t *Tx) RemoveOrg(o authz.OrgID) ([]authz.UserID, error) {
 	return users, nil
 }
 
+// OrgRules returns the rules stored in org o (every member's role and
+// grants), sorted by user, each user's role before their grants. An org
+// without rules has none, which is no error.
+//
+// Errors: an invalid o is an *authz.InvalidError (authz.ErrInvalid); a
+// database failure spoils the transaction; wrapped with
+// "gormstore: org rules".
+func (t *Tx) OrgRules(o authz.OrgID) ([]authz.Rule, error) {
+	const op = "org rules"
+	if err := t.usable(op); err != nil {
+		return nil, err
+	}
+	if _, err := authz.ParseOrgID(string(o)); err != nil {
+		return nil, fmt.Errorf("gormstore: %s: %w", op, err)
+	}
+	rules, err := t.readRules(op, t.db.Where("ptype = ? AND v2 = ?", "g", string(o)))
+	if err != nil {
+		return nil, err
+	}
+	sortRules(rules)
+	return rules, nil
+}
+
+// PlatformAdmins returns the users holding the PlatformAdmin rule, sorted.
+//
+// Errors: a database failure spoils the transaction; wrapped with
+// "gormstore: platform admins".
+func (t *Tx) PlatformAdmins() ([]authz.UserID, error) {
+	const op = "platform admins"
+	if err := t.usable(op); err != nil {
+		return nil, err
+	}
+	probe, err := authz.PlatformAdminRule(authz.NewUserID()).Row()
+	if err != nil {
+		return nil, t.fail(op, err)
+	}
+	rules, err := t.readRules(op, t.db.Where("ptype = ? AND v1 = ? AND v2 = ?", probe.PType, probe.V1, probe.V2))
+	if err != nil {
+		return nil, err
+	}
+	users := make([]authz.UserID, 0, len(rules))
+	for _, r := range rules {
+		users = append(users, r.User)
+	}
+	slices.Sort(users)
+	return users, nil
+}
+
+// sortRules orders rules by user, then org, each org's role before its
+// grants.
+func sortRules(rules []authz.Rule) {
+	slices.SortFunc(rules, func(a, b authz.Rule) int {
+		return cmp.Or(
+			cmp.Compare(a.User, b.User),
+			cmp.Compare(a.Org, b.Org),
+			cmp.Compare(a.Category, b.Category), // the role (Category 0) first
+			cmp.Compare(a.Role, b.Role),
+		)
+	})
+}
+
 // UserRules returns the rules stored for u, as this transaction sees them:
 // the PlatformAdmin rule first, then by org, each org's role before its
 // grants, in the order of authz.MembershipRules. A user without rules has
@@ -238,13 +299,7 @@ func (t *Tx) UserRules(u authz.UserID) ([]authz.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(rules, func(a, b authz.Rule) int {
-		return cmp.Or(
-			cmp.Compare(a.Org, b.Org),
-			cmp.Compare(a.Category, b.Category), // the role (Category 0) first
-			cmp.Compare(a.Role, b.Role),
-		)
-	})
+	sortRules(rules) // one user: by org, role before grants
 	return rules, nil
 }
 

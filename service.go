@@ -1,0 +1,153 @@
+package iam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/kiops/iam/adapters/gormstore"
+	"github.com/kiops/iam/authz"
+)
+
+// Service is KIOPS IAM embedded in a host service: every management
+// operation of the "Who may do what" table as a method, and the permission
+// checks. Create one with New; Close it when done.
+//
+// Each management method takes the acting user explicitly, checks the
+// management rules on facts read inside its database transaction, writes
+// identity, approval and policy rows and its audit event in that one
+// transaction, and only after the commit applies the change to the
+// in-memory engine, so that a check made after the method returns sees the
+// change and a failed commit leaves memory as it was. Management
+// operations of one Service run one at a time; checks never wait for them.
+//
+// All methods are safe for concurrent use. Several Services may share one
+// process (each with its own database).
+type Service struct {
+	db     *gorm.DB
+	store  *gormstore.Store
+	engine *authz.Engine
+	cfg    config
+
+	// mu serializes management operations in this process, from their
+	// transaction to their engine update, so that two commits are applied
+	// to the engine in the order they committed. (In the database they are
+	// serialized by the policy version row.)
+	mu sync.Mutex
+}
+
+// An Option configures a Service.
+type Option func(*config)
+
+type config struct {
+	now        func() time.Time
+	log        *slog.Logger
+	crossCheck bool
+}
+
+// WithClock sets the clock the Service reads for timestamps, expiries and
+// throttling. If nil or not given, time.Now is used.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithLogger sets where the Service logs (engine disagreements, failures
+// to deliver notifications, repairs). If nil or not given, slog.Default()
+// is used. Secrets (passwords, tokens) are never logged.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithCasbinCrossCheck keeps a Casbin enforcer beside the engine and
+// compares every decision (see authz.WithCasbinCrossCheck): a disagreement
+// denies and is logged. It costs Casbin's time and memory on every check.
+func WithCasbinCrossCheck() Option { return func(c *config) { c.crossCheck = true } }
+
+// New migrates db (idempotently), loads the stored policy into a fresh
+// engine and returns a ready Service. db is the host's: New opens no other
+// connection, and Close does not close db.
+//
+// For SQLite, open db with a busy timeout and _txlock=immediate, for
+// example "file:iam.db?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate",
+// so that concurrent writers wait for each other instead of failing.
+//
+// Errors: a nil db is ErrInvalid; migration and load failures are wrapped
+// with "iam: new".
+func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
+	if db == nil {
+		return nil, fmt.Errorf("iam: new: %w", &authz.InvalidError{Field: "db", Value: "nil", Reason: "a *gorm.DB is required"})
+	}
+	cfg := config{now: time.Now, log: slog.Default()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	if cfg.log == nil {
+		cfg.log = slog.Default()
+	}
+	store, err := gormstore.Open(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("iam: new: %w", err)
+	}
+	engineOpts := []authz.Option{authz.WithLogger(cfg.log)}
+	if cfg.crossCheck {
+		engineOpts = append(engineOpts, authz.WithCasbinCrossCheck())
+	}
+	engine, err := authz.NewEngine(engineOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("iam: new: %w", err)
+	}
+	if err := store.Load(ctx, engine); err != nil {
+		return nil, fmt.Errorf("iam: new: %w", err)
+	}
+	return &Service{db: db, store: store, engine: engine, cfg: cfg}, nil
+}
+
+// Close releases what the Service holds. It does not close the *gorm.DB,
+// which belongs to the caller. After Close, management methods fail.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.store = nil
+	return nil
+}
+
+// errClosed is returned by management methods after Close.
+var errClosed = errors.New("iam: service is closed")
+
+// Check decides whether user may use category in org: the check behind
+// every feature page. It reads only the in-memory engine: no lock, no
+// allocation, no I/O. A denial is a Decision, not an error; invalid input
+// denies.
+func (s *Service) Check(ctx context.Context, user authz.UserID, org authz.OrgID, category authz.Category) authz.Decision {
+	return s.engine.Check(user, org, category)
+}
+
+// Authorize is Check for several categories at once, as an error: nil when
+// user holds every one of required in org, otherwise an
+// *authz.InsufficientPermissionsError naming the required and missing
+// categories (it matches ErrForbidden), the "Insufficient permissions"
+// answer.
+func (s *Service) Authorize(ctx context.Context, user authz.UserID, org authz.OrgID, required ...authz.Category) error {
+	var set authz.CategorySet
+	for _, c := range required {
+		if !c.Valid() {
+			return &authz.InvalidError{Field: "category", Value: c.String(), Reason: "not a category"}
+		}
+		set = set.With(c)
+	}
+	return s.engine.CheckAll(user, org, set).Err()
+}
+
+// CheckOperations returns nil when user may use the operations screens (DB
+// Explorer, DB Monitoring): PlatformAdmins only. Otherwise it returns an
+// error matching ErrForbidden.
+func (s *Service) CheckOperations(ctx context.Context, user authz.UserID) error {
+	if s.engine.IsPlatformAdmin(user) {
+		return nil
+	}
+	return fmt.Errorf("%w: the operations screens are for PlatformAdmins", ErrForbidden)
+}
