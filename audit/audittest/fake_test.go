@@ -1,0 +1,173 @@
+package audittest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiops/iam/audit"
+	"github.com/kiops/iam/audit/audittest"
+	"github.com/kiops/iam/authz"
+)
+
+func TestStore(t *testing.T) {
+	audittest.Run(t, func(t *testing.T) audit.Store { return audittest.NewStore() })
+}
+
+func TestFailWith(t *testing.T) {
+	t.Parallel()
+	s := audittest.NewStore()
+	boom := errors.New("injected")
+	var ops []string
+	s.FailWith(func(op string) error { ops = append(ops, op); return boom })
+	e := audit.NewEvent(time.Now(), authz.NewUserID(), audit.SessionLogin)
+	if _, err := s.Append(t.Context(), e); err != boom {
+		t.Errorf("Append with a failing hook = %v, want the injected error", err)
+	}
+	if _, err := s.Events(t.Context(), audit.Filter{AllOrgs: true}); err != boom {
+		t.Errorf("Events with a failing hook = %v, want the injected error", err)
+	}
+	if !slices.Equal(ops, []string{"Append", "Events"}) || s.Len() != 0 {
+		t.Errorf("hook saw %v; %d events stored", ops, s.Len())
+	}
+	s.FailWith(nil)
+	if got, err := s.Append(t.Context(), e); err != nil || got.ID != 1 || s.Len() != 1 {
+		t.Errorf("after FailWith(nil): Append = %d, %v; Len = %d", got.ID, err, s.Len())
+	}
+}
+
+// The mutants below are stores with one bug each. TestRunCatchesMutants
+// runs the suite on each of them in a child process and requires the
+// named subtests to fail: a suite that passes a broken store is broken.
+var mutants = map[string]struct {
+	wrap     func(audit.Store) audit.Store
+	mustFail []string
+}{
+	"oldest-first":     {wrapEvents(func(f audit.Filter) audit.Filter { return f }, slices.Reverse[[]audit.Event]), []string{"NewestFirst", "AppendAssignsIncreasingIDs"}},
+	"ignore-scope":     {wrapEvents(func(f audit.Filter) audit.Filter { f.Orgs, f.AllOrgs = nil, true; return f }, nil), []string{"Scope"}},
+	"inclusive-cursor": {wrapEvents(func(f audit.Filter) audit.Filter { f.Before += min(f.Before, 1); return f }, nil), []string{"CursorPagination", "CursorWithFilter"}},
+	"ignore-outcome":   {wrapEvents(func(f audit.Filter) audit.Filter { f.Outcome = audit.AnyOutcome; return f }, nil), []string{"FilterFields"}},
+	"inclusive-until": {wrapEvents(func(f audit.Filter) audit.Filter {
+		if !f.Until.IsZero() {
+			f.Until = f.Until.Add(time.Microsecond)
+		}
+		return f
+	}, nil), []string{"TimeRange"}},
+	"no-default-limit": {wrapEvents(func(f audit.Filter) audit.Filter {
+		if f.Limit == 0 {
+			f.Limit = audit.MaxLimit
+		}
+		return f
+	}, nil), []string{"Limit"}},
+	"wall-clock-times": {wrapEvents(func(f audit.Filter) audit.Filter {
+		// Compares times as if every zone were UTC, like text comparison
+		// of timestamps with offsets.
+		if !f.Since.IsZero() {
+			f.Since = wallAsUTC(f.Since)
+		}
+		if !f.Until.IsZero() {
+			f.Until = wallAsUTC(f.Until)
+		}
+		return f
+	}, nil), []string{"TimeRange"}},
+	"normalized-json": {func(s audit.Store) audit.Store { return compactJSON{s} }, []string{"RoundTrip"}},
+	"no-validation":   {func(s audit.Store) audit.Store { return noValidation{s} }, []string{"AppendRefusesInvalid"}},
+}
+
+func wallAsUTC(t time.Time) time.Time {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	return time.Date(y, mo, d, h, mi, s, t.Nanosecond(), time.UTC)
+}
+
+// eventsMutant rewrites the filter before, and the result after, the real
+// Events.
+type eventsMutant struct {
+	audit.Store
+	filter func(audit.Filter) audit.Filter
+	result func([]audit.Event)
+}
+
+func wrapEvents(filter func(audit.Filter) audit.Filter, result func([]audit.Event)) func(audit.Store) audit.Store {
+	return func(s audit.Store) audit.Store { return eventsMutant{s, filter, result} }
+}
+
+func (m eventsMutant) Events(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	es, err := m.Store.Events(ctx, m.filter(f))
+	if m.result != nil {
+		m.result(es)
+	}
+	return es, err
+}
+
+// compactJSON returns Before and After re-encoded, as jsonb would.
+type compactJSON struct{ audit.Store }
+
+func (s compactJSON) Events(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	es, err := s.Store.Events(ctx, f)
+	for i := range es {
+		for _, raw := range []*json.RawMessage{&es[i].Before, &es[i].After} {
+			var v any
+			if len(*raw) > 0 && json.Unmarshal(*raw, &v) == nil {
+				*raw, _ = json.Marshal(v)
+			}
+		}
+	}
+	return es, err
+}
+
+// noValidation stores events Validate refuses, by cleaning them first.
+type noValidation struct{ audit.Store }
+
+func (s noValidation) Append(ctx context.Context, e audit.Event) (audit.Event, error) {
+	e.ID, e.Before, e.After = 0, nil, nil
+	e.Time = e.Time.Truncate(time.Microsecond)
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC().Truncate(time.Microsecond)
+	}
+	return s.Store.Append(ctx, e)
+}
+
+const mutantEnv = "AUDITTEST_MUTANT"
+
+func TestRunCatchesMutants(t *testing.T) {
+	if os.Getenv(mutantEnv) != "" {
+		t.Skip("in a child process")
+	}
+	for name, m := range mutants {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestMutant$", "-test.count=1", "-test.timeout=5m")
+			cmd.Env = append(os.Environ(), mutantEnv+"="+name)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the suite passed a store with the %s bug:\n%s", name, out)
+			}
+			for _, sub := range m.mustFail {
+				if !strings.Contains(string(out), "--- FAIL: TestMutant/"+sub+" ") {
+					t.Errorf("subtest %s did not fail on the %s bug:\n%s", sub, name, out)
+				}
+			}
+		})
+	}
+}
+
+// TestMutant runs the suite on the mutant named by $AUDITTEST_MUTANT;
+// only TestRunCatchesMutants sets it.
+func TestMutant(t *testing.T) {
+	name := os.Getenv(mutantEnv)
+	if name == "" {
+		t.Skip("runs only as TestRunCatchesMutants' child")
+	}
+	m, ok := mutants[name]
+	if !ok {
+		t.Fatalf("no mutant %q", name)
+	}
+	audittest.Run(t, func(t *testing.T) audit.Store { return m.wrap(audittest.NewStore()) })
+}
