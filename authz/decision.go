@@ -21,6 +21,8 @@ const (
 	// ReasonError: denied because the decision could not be made safely
 	// (for example the Casbin cross-check disagreed or failed).
 	ReasonError
+	// ReasonDeactivated: denied, the user's account is deactivated.
+	ReasonDeactivated
 )
 
 var reasonNames = [...]string{
@@ -31,6 +33,7 @@ var reasonNames = [...]string{
 	ReasonNotMember:         "not a member of the org",
 	ReasonMissingCategories: "missing categories",
 	ReasonError:             "error",
+	ReasonDeactivated:       "account deactivated",
 }
 
 func (r Reason) String() string {

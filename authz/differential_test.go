@@ -82,7 +82,16 @@ func randomWrite(t *testing.T, rng *rand.Rand, e *Engine, g *genPolicy, truth ro
 		}
 	}
 	var err error
-	switch rng.IntN(7) {
+	switch rng.IntN(8) {
+	case 7:
+		off := rng.IntN(2) == 0
+		err = e.SetDeactivated(u, off)
+		row := Row{PType: "g", V0: us, V1: "status:deactivated", V2: "global"}
+		if off {
+			truth[row] = true
+		} else {
+			delete(truth, row)
+		}
 	case 0:
 		admin := rng.IntN(2) == 0
 		err = e.SetPlatformAdmin(u, admin)

@@ -38,9 +38,10 @@ type Engine struct {
 // first membership is kept inline because most users belong to one org;
 // more spill to a slice that is never changed once published.
 type userRec struct {
-	admin bool
-	first membership // unused when first.empty()
-	more  []membership
+	admin       bool
+	deactivated bool
+	first       membership // unused when first.empty()
+	more        []membership
 }
 
 type membership struct {
@@ -169,6 +170,8 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 		d.Role, d.Granted = m.roles.top(), m.cats
 	}
 	switch {
+	case rec.deactivated:
+		d.Reason, d.Missing = ReasonDeactivated, required
 	case rec.admin:
 		d.Allowed, d.Reason, d.Role = true, ReasonPlatformAdmin, PlatformAdmin
 	case m == nil:
@@ -185,12 +188,19 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 
 func orgKey(o OrgID) (idKey, bool) { return keyOf(string(o), orgIDPrefix) }
 
-// IsPlatformAdmin reports whether u is a PlatformAdmin (the check for the
-// operations screens). It takes no lock and allocates nothing.
+// IsPlatformAdmin reports whether u is an active PlatformAdmin (the check
+// for the operations screens). It takes no lock and allocates nothing.
 func (e *Engine) IsPlatformAdmin(u UserID) bool {
 	var rec userRec
 	e.lookup(u, &rec)
-	return rec.admin
+	return rec.admin && !rec.deactivated
+}
+
+// IsDeactivated reports whether u's account is deactivated.
+func (e *Engine) IsDeactivated(u UserID) bool {
+	var rec userRec
+	e.lookup(u, &rec)
+	return rec.deactivated
 }
 
 // Membership returns u's role and categories in org o, and whether u holds
@@ -249,6 +259,9 @@ func (e *Engine) Rules() iter.Seq[Rule] {
 // rules lists the rules that encode rec for user u.
 func (rec *userRec) rules(u UserID) []Rule {
 	var out []Rule
+	if rec.deactivated {
+		out = append(out, DeactivationRule(u))
+	}
 	if rec.admin {
 		out = append(out, PlatformAdminRule(u))
 	}
@@ -270,6 +283,13 @@ func (rec *userRec) rules(u UserID) []Rule {
 // in orgs are kept. It returns an *InvalidError for an invalid id.
 func (e *Engine) SetPlatformAdmin(u UserID, admin bool) error {
 	return e.update(u, func(st *userState) { st.admin = admin })
+}
+
+// SetDeactivated deactivates u's account (every check for u denies at
+// once, whatever u holds) or reactivates it (what u held applies again).
+// It returns an *InvalidError for an invalid id.
+func (e *Engine) SetDeactivated(u UserID, off bool) error {
+	return e.update(u, func(st *userState) { st.deactivated = off })
 }
 
 // AssignRole gives u the org role r (Member or Manager) in org o, in place
@@ -364,14 +384,15 @@ func (e *Engine) update(u UserID, f func(*userState)) error {
 
 // state returns a private, mutable copy of rec.
 func (rec *userRec) state() userState {
-	return userState{admin: rec.admin, ms: rec.memberships()}
+	return userState{admin: rec.admin, deactivated: rec.deactivated, ms: rec.memberships()}
 }
 
 // userState is the mutable working form of a userRec, used by writers and
 // Load before publishing.
 type userState struct {
-	admin bool
-	ms    []membership
+	admin       bool
+	deactivated bool
+	ms          []membership
 }
 
 // member returns st's membership in org k, adding an empty one if needed.
@@ -388,7 +409,7 @@ func (st *userState) member(k idKey) *membership {
 // pack turns st into the stored form, dropping memberships that hold
 // nothing.
 func (st *userState) pack() userRec {
-	rec := userRec{admin: st.admin}
+	rec := userRec{admin: st.admin, deactivated: st.deactivated}
 	for _, m := range st.ms {
 		switch {
 		case m.empty():
@@ -401,7 +422,9 @@ func (st *userState) pack() userRec {
 	return rec
 }
 
-func (rec *userRec) empty() bool { return !rec.admin && rec.first.empty() && len(rec.more) == 0 }
+func (rec *userRec) empty() bool {
+	return !rec.admin && !rec.deactivated && rec.first.empty() && len(rec.more) == 0
+}
 
 // Load replaces the whole index with the policy in rows, as a store
 // streams it from Casbin's rule table. The rows must hold exactly the base
@@ -436,9 +459,12 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 		uk, _ := keyOf(string(r.User), userIDPrefix)
 		prev := t.get(uk)
 		st := prev.state()
-		if r.Role == PlatformAdmin {
+		switch {
+		case r.Deactivated:
+			st.deactivated = true
+		case r.Role == PlatformAdmin:
 			st.admin = true
-		} else {
+		default:
 			ok, _ := orgKey(r.Org)
 			m := st.member(ok)
 			if r.Role != RoleNone {

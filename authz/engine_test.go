@@ -39,6 +39,11 @@ func TestCheckReasons(t *testing.T) {
 	must(t, e.AssignRole(mgr, o, Manager))
 	must(t, e.SetMembership(mem, o, Membership{Role: Member, Categories: NewCategorySet(Infra, VPN)}))
 	must(t, e.AssignRole(outsider, other, Member))
+	gone, goneMgr := NewUserID(), NewUserID()
+	must(t, e.SetPlatformAdmin(gone, true))
+	must(t, e.SetDeactivated(gone, true))
+	must(t, e.AssignRole(goneMgr, o, Manager))
+	must(t, e.SetDeactivated(goneMgr, true))
 
 	cases := []struct {
 		name    string
@@ -63,6 +68,8 @@ func TestCheckReasons(t *testing.T) {
 		{"wildcard org, even for an admin", admin, "*", NewCategorySet(Infra), false, ReasonInvalid, RoleNone, 0},
 		{"global domain as org", admin, "global", NewCategorySet(Infra), false, ReasonInvalid, RoleNone, 0},
 		{"wildcard user", "*", o, NewCategorySet(Infra), false, ReasonNotMember, RoleNone, NewCategorySet(Infra)},
+		{"deactivated platformadmin", gone, o, NewCategorySet(Infra), false, ReasonDeactivated, RoleNone, NewCategorySet(Infra)},
+		{"deactivated manager", goneMgr, o, NewCategorySet(Infra), false, ReasonDeactivated, Manager, NewCategorySet(Infra)},
 	}
 	for _, c := range cases {
 		d := e.CheckAll(c.u, c.o, c.req)
@@ -82,8 +89,13 @@ func TestCheckReasons(t *testing.T) {
 	if d := e.Check(mem, o, Category(0)); d.Allowed || d.Reason != ReasonInvalid {
 		t.Errorf("Check with the zero Category = %+v", d)
 	}
-	if !e.IsPlatformAdmin(admin) || e.IsPlatformAdmin(mgr) {
+	if !e.IsPlatformAdmin(admin) || e.IsPlatformAdmin(mgr) || e.IsPlatformAdmin(gone) {
 		t.Error("IsPlatformAdmin is wrong")
+	}
+	// Reactivation restores exactly what the user held.
+	must(t, e.SetDeactivated(goneMgr, false))
+	if d := e.Check(goneMgr, o, Audit); !d.Allowed || d.Reason != ReasonManager || e.IsDeactivated(goneMgr) {
+		t.Errorf("reactivated Manager: %+v", d)
 	}
 	if m, ok := e.Membership(mem, o); !ok || m != (Membership{Member, NewCategorySet(Infra, VPN)}) {
 		t.Errorf("Membership = %+v, %v", m, ok)

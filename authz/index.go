@@ -34,8 +34,9 @@ type slot struct {
 }
 
 const (
-	metaUsed  = 1 << 16
-	metaAdmin = 1 << 17
+	metaUsed        = 1 << 16
+	metaAdmin       = 1 << 17
+	metaDeactivated = 1 << 18
 	// bits 0-7: roles of the first membership; bits 8-15: its categories
 )
 
@@ -79,6 +80,7 @@ func (s *slot) read(rec *userRec) {
 		if seq&1 == 0 {
 			meta := s.meta.Load()
 			rec.admin = meta&metaAdmin != 0
+			rec.deactivated = meta&metaDeactivated != 0
 			rec.first = membership{
 				org:   idKey{hi: s.ohi.Load(), lo: s.olo.Load()},
 				roles: roleMask(meta),
@@ -103,6 +105,9 @@ func (s *slot) write(rec userRec) {
 	meta := uint64(metaUsed) | uint64(rec.first.roles) | uint64(rec.first.cats)<<8
 	if rec.admin {
 		meta |= metaAdmin
+	}
+	if rec.deactivated {
+		meta |= metaDeactivated
 	}
 	var more *[]membership
 	if len(rec.more) > 0 {

@@ -20,10 +20,15 @@ import (
 // that role or grant in that domain. The domain is an org id, or "global"
 // for PlatformAdmin, the one role held platform-wide.
 //
+// Deactivation: a "g" rule (user, "status:deactivated", "global") marks a
+// deactivated account. It keeps every other rule of the user (so
+// reactivation restores exactly what they had) while denying them
+// everything.
+//
 // Matcher: the request is allowed when some p rule confers the asked
 // category (r.obj == p.obj, tested first so Casbin skips the role lookups
-// of the other categories' rules) and the user holds its subject either in
-// the asked org or platform-wide.
+// of the other categories' rules), the user holds its subject either in
+// the asked org or platform-wide, and the user is not deactivated.
 const Model = `[request_definition]
 r = sub, dom, obj
 
@@ -37,7 +42,7 @@ g = _, _, _
 e = some(where (p.eft == allow))
 
 [matchers]
-m = r.obj == p.obj && (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, "global"))
+m = r.obj == p.obj && (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, "global")) && !g(r.sub, "status:deactivated", "global")
 `
 
 // The fixed words of the encoding. None of them can be a UserID or an
@@ -46,6 +51,7 @@ const (
 	globalDomain = "global"
 	rolePrefix   = "role:"
 	grantPrefix  = "cat:"
+	deactivated  = "status:deactivated"
 )
 
 // Row is one line of Casbin's rule table, as gorm-adapter stores it:
@@ -65,14 +71,21 @@ func (r Row) String() string {
 }
 
 // Rule is one assignment in the policy, in typed form: a role held by a
-// user (Role set, Category zero), or a category granted to a user in an org
-// (Category set, Role zero). A PlatformAdmin rule has no Org.
+// user (Role set, Category zero), a category granted to a user in an org
+// (Category set, Role zero), or the deactivation of a user's account
+// (Deactivated set, nothing else). PlatformAdmin and deactivation rules
+// have no Org.
 type Rule struct {
-	User     UserID
-	Org      OrgID
-	Role     Role
-	Category Category
+	User        UserID
+	Org         OrgID
+	Role        Role
+	Category    Category
+	Deactivated bool
 }
+
+// DeactivationRule marks u's account deactivated: every check for u
+// denies, whatever else u holds.
+func DeactivationRule(u UserID) Rule { return Rule{User: u, Deactivated: true} }
 
 // PlatformAdminRule makes u a PlatformAdmin.
 func PlatformAdminRule(u UserID) Rule { return Rule{User: u, Role: PlatformAdmin} }
@@ -127,6 +140,11 @@ func (r Rule) Validate() error {
 		return err
 	}
 	switch {
+	case r.Deactivated:
+		if r.Org != "" || r.Role != RoleNone || r.Category != 0 {
+			return invalid("rule", r.String(), "a deactivation holds nothing else")
+		}
+		return nil
 	case r.Role == PlatformAdmin && r.Category == 0:
 		if r.Org != "" {
 			return invalid("rule", r.String(), "PlatformAdmin is platform-wide and takes no org")
@@ -140,6 +158,8 @@ func (r Rule) Validate() error {
 
 func (r Rule) String() string {
 	switch {
+	case r.Deactivated:
+		return fmt.Sprintf("deactivated %s", r.User)
 	case r.Category != 0:
 		return fmt.Sprintf("grant %v to %s in %s", r.Category, r.User, r.Org)
 	case r.Role == PlatformAdmin:
@@ -161,6 +181,8 @@ func (r Rule) Row() (Row, error) {
 // row encodes a valid r.
 func (r Rule) row() Row {
 	switch {
+	case r.Deactivated:
+		return Row{PType: "g", V0: string(r.User), V1: deactivated, V2: globalDomain}
 	case r.Category != 0:
 		return Row{PType: "g", V0: string(r.User), V1: grantPrefix + r.Category.String(), V2: string(r.Org)}
 	case r.Role == PlatformAdmin:
@@ -214,6 +236,11 @@ func ParseRow(row Row) (Rule, error) {
 	}
 	var rule Rule
 	switch {
+	case row.V1 == deactivated:
+		if row.V2 != globalDomain {
+			return bad("deactivation outside the global domain")
+		}
+		return DeactivationRule(u), nil
 	case strings.HasPrefix(row.V1, rolePrefix):
 		r, err := ParseRole(row.V1[len(rolePrefix):])
 		if err != nil {

@@ -74,6 +74,9 @@ func genRandom(rng *rand.Rand) *genPolicy {
 		if rng.IntN(10) == 0 {
 			g.addAdmin(u)
 		}
+		if rng.IntN(12) == 0 {
+			g.rows = append(g.rows, DeactivationRule(u).row())
+		}
 		for _, o := range g.orgs {
 			if rng.IntN(3) != 0 {
 				continue

@@ -142,7 +142,7 @@ func TestIDs(t *testing.T) {
 func TestRowEncoding(t *testing.T) {
 	t.Parallel()
 	u, o := NewUserID(), NewOrgID()
-	for _, r := range []Rule{PlatformAdminRule(u), RoleRule(u, o, Member), RoleRule(u, o, Manager), GrantRule(u, o, VPN)} {
+	for _, r := range []Rule{PlatformAdminRule(u), RoleRule(u, o, Member), RoleRule(u, o, Manager), GrantRule(u, o, VPN), DeactivationRule(u)} {
 		row, err := r.Row()
 		if err != nil {
 			t.Fatalf("%v.Row(): %v", r, err)
@@ -166,12 +166,14 @@ func TestRowEncoding(t *testing.T) {
 		{PType: "g", V0: us, V1: us, V2: os},
 		{PType: "g", V0: us, V1: "role:member", V2: os, V3: "x"},
 		{PType: "g2", V0: us, V1: "role:member", V2: os},
+		{PType: "g", V0: us, V1: "status:deactivated", V2: os},
+		{PType: "g", V0: us, V1: "status:active", V2: "global"},
 	} {
 		if _, err := ParseRow(row); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseRow(%v) accepted", row)
 		}
 	}
-	for _, r := range []Rule{{User: u}, {User: u, Org: o}, {User: u, Role: PlatformAdmin, Org: o}, {User: u, Role: Member}, {User: u, Org: o, Role: Member, Category: Infra}, {User: "x", Org: o, Role: Member}} {
+	for _, r := range []Rule{{User: u}, {User: u, Org: o}, {User: u, Role: PlatformAdmin, Org: o}, {User: u, Role: Member}, {User: u, Org: o, Role: Member, Category: Infra}, {User: "x", Org: o, Role: Member}, {User: u, Deactivated: true, Org: o}, {User: u, Deactivated: true, Role: PlatformAdmin}} {
 		if err := r.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v validated", r)
 		}
