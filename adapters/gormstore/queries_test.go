@@ -68,3 +68,52 @@ func TestOrgRulesAndPlatformAdmins(t *testing.T) {
 		})
 	}
 }
+
+// TestSetDeactivated checks that a stored deactivation denies every check
+// after a load, keeps the rest of the policy, and goes away on
+// reactivation.
+func TestSetDeactivated(t *testing.T) {
+	for _, kind := range dbtest.Kinds(t) {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s, err := gormstore.Open(ctx, dbtest.Open(t, kind))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, o := authz.NewUserID(), authz.NewOrgID()
+			write := func(fn func(tx *gormstore.Tx) error) {
+				t.Helper()
+				if err := s.Transaction(ctx, fn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check := func() authz.Decision {
+				t.Helper()
+				e, err := authz.NewEngine()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Load(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+				return e.Check(u, o, authz.Audit)
+			}
+			write(func(tx *gormstore.Tx) error {
+				return tx.SetMembership(u, o, authz.Membership{Role: authz.Manager})
+			})
+			write(func(tx *gormstore.Tx) error { return tx.SetDeactivated(u, true) })
+			write(func(tx *gormstore.Tx) error { return tx.SetDeactivated(u, true) }) // idempotent
+			if d := check(); d.Allowed || d.Reason != authz.ReasonDeactivated {
+				t.Fatalf("deactivated Manager after load: %+v", d)
+			}
+			write(func(tx *gormstore.Tx) error { return tx.SetDeactivated(u, false) })
+			if d := check(); !d.Allowed || d.Reason != authz.ReasonManager {
+				t.Fatalf("reactivated Manager after load: %+v", d)
+			}
+			if err := s.Transaction(ctx, func(tx *gormstore.Tx) error { return tx.SetDeactivated("*", true) }); !errors.Is(err, authz.ErrInvalid) {
+				t.Fatalf("SetDeactivated(*) = %v", err)
+			}
+		})
+	}
+}

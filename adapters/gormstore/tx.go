@@ -61,15 +61,31 @@ func (t *Tx) DB() *gorm.DB { return t.db }
 // Concurrency: on PostgreSQL it holds u's advisory lock until the
 // transaction ends, so other transactions writing u's policy wait.
 func (t *Tx) SetPlatformAdmin(u authz.UserID, admin bool) error {
-	const op = "set platform admin"
+	return t.setUserRule("set platform admin", authz.PlatformAdminRule(u), admin)
+}
+
+// SetDeactivated stores the deactivation of u's account (off true: every
+// check for u denies, and the rest of u's policy is kept for reactivation)
+// or removes it. Asking for the state already stored writes nothing and is
+// no error.
+//
+// Errors and concurrency: as SetPlatformAdmin, wrapped with
+// "gormstore: set deactivated".
+func (t *Tx) SetDeactivated(u authz.UserID, off bool) error {
+	return t.setUserRule("set deactivated", authz.DeactivationRule(u), off)
+}
+
+// setUserRule stores rule (a platform-wide rule of one user) when on, and
+// removes it otherwise.
+func (t *Tx) setUserRule(op string, rule authz.Rule, on bool) error {
 	if err := t.usable(op); err != nil {
 		return err
 	}
-	row, err := authz.PlatformAdminRule(u).Row()
+	row, err := rule.Row()
 	if err != nil {
 		return fmt.Errorf("gormstore: %s: %w", op, err)
 	}
-	if err := t.lock(op, "user:"+string(u), false); err != nil {
+	if err := t.lock(op, "user:"+string(rule.User), false); err != nil {
 		return err
 	}
 	stored, err := t.readRules(op, t.db.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", row.PType, row.V0, row.V1, row.V2))
@@ -77,9 +93,9 @@ func (t *Tx) SetPlatformAdmin(u authz.UserID, admin bool) error {
 		return err
 	}
 	switch has := len(stored) > 0; {
-	case admin && !has:
+	case on && !has:
 		return t.insert(op, []authz.Row{row})
-	case !admin && has:
+	case !on && has:
 		return t.deleteRow(op, row)
 	}
 	return nil
