@@ -1,14 +1,34 @@
 // Package gormstore keeps the module's state in any database GORM supports
-// (SQLite and PostgreSQL are tested). Today it holds the authorization
-// policy: Casbin's rule table "casbin_rule", in the layout of
+// (SQLite and PostgreSQL are tested): the authorization policy, in
+// Casbin's rule table "casbin_rule" in the layout of
 // github.com/casbin/gorm-adapter/v3, so that a plain Casbin enforcer with
-// that adapter reads exactly the policy that [authz.Engine] indexes.
+// that adapter reads exactly the policy that [authz.Engine] indexes; and
+// the rows of the domain packages' stores: orgs, users, sessions and
+// password-reset tokens ([identity.Store]), registration requests
+// ([approval.Store]) and the audit log ([audit.Store]).
 //
-// [Open] migrates the table and seeds the model's base rules. [Store.Load]
-// streams every stored row into an [authz.Engine]. [Store.Transaction] runs
-// one database transaction in which a [Tx] writes the policy and (through
-// [Tx.DB]) the rows of other stores, so that one management operation
-// commits all of them together or nothing.
+// [Open] migrates every table and seeds the model's base rules.
+// [Store.Load] streams every stored rule into an [authz.Engine].
+// [Store.Transaction] runs one database transaction in which a [Tx] writes
+// the policy, and [Tx.Identity], [Tx.Approvals] and [Tx.Audit] write the
+// other stores' rows, so that one management operation commits all of
+// them together or nothing. [Store.Identity], [Store.Approvals] and
+// [Store.Audit] are the same stores outside a Tx, each method in a
+// transaction of its own, for queries and for work of one statement.
+//
+// # Tables
+//
+// Besides casbin_rule and the one-row iam_policy_version: iam_orgs;
+// iam_users, with a partial unique index on email over live (not deleted)
+// accounts, so a deleted account's email can register again as a new
+// user; iam_sessions and iam_reset_tokens, keyed by the SHA-256 of the
+// token; iam_registration_requests, with a partial unique index admitting
+// one pending request per person and org; iam_audit_events, with an
+// auto-incrementing id and Before and After as text, read back byte for
+// byte. Times are stored in UTC, truncated to whole microseconds, so that
+// they compare as instants on SQLite too. Every statement uses constant
+// SQL text with bound parameters; tenant conditions are explicit
+// (org_id = ?), never struct conditions.
 //
 // # Writes are absolute and verified
 //
@@ -36,6 +56,16 @@
 // itself: another waits for the busy timeout or fails ("database is
 // locked"); open SQLite with _txlock=immediate and a busy timeout to make
 // concurrent writers wait rather than fail.
+//
+// The identity, approval and audit stores keep their guarantees between
+// concurrent transactions with the database's own means: inserts with ON
+// CONFLICT DO NOTHING against primary keys and the partial unique
+// indexes, conditional updates whose count of changed rows decides
+// (deciding a request, redeeming a reset token), and on PostgreSQL two
+// more advisory locks held until the transaction ends: one per user while
+// a reset token is issued (so the newest voids the others), and one for
+// the whole audit log while an event is appended (so events commit in the
+// order of their ids). Append the audit event last in a transaction.
 package gormstore
 
 import (
@@ -78,14 +108,19 @@ type Store struct {
 	beforeDelete func(tx *gorm.DB)
 }
 
-// Open prepares db for the policy and returns a Store over it. It creates
-// the rule table through gorm-adapter (with the adapter's unique index over
-// all columns) and an index on the domain column v2 if they are missing,
-// and inserts the base rules of the model (authz.BaseRows) that are not
-// stored yet. It never truncates or rewrites existing rows.
+// Open prepares db for the policy and the other stores and returns a Store
+// over it. It creates the rule table through gorm-adapter (with the
+// adapter's unique index over all columns) and an index on the domain
+// column v2 if they are missing, migrates the version table and the
+// tables of the identity, approval and audit stores with GORM's
+// migrator (creating what is missing: tables, columns, indexes), and
+// inserts the base rules of the model (authz.BaseRows) that are not
+// stored yet. It never truncates or rewrites existing rows, all in one
+// transaction.
 //
 // Open is idempotent: running it again, or in several processes at once,
-// leaves one table with each base rule once. On PostgreSQL, concurrent
+// leaves one set of tables with each base rule once; on a database it
+// migrated already it runs no DDL. On PostgreSQL, concurrent
 // Opens on one schema are serialized by a transaction-scoped advisory
 // lock. On SQLite, concurrent Opens are serialized by SQLite's write lock;
 // with the default deferred BEGIN one of them may fail with "database is
@@ -131,6 +166,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		if err := migrateVersion(tx); err != nil {
 			return err
+		}
+		for _, m := range []func(*gorm.DB) error{migrateIdentity, migrateApproval, migrateAudit} {
+			if err := m(tx); err != nil {
+				return err
+			}
 		}
 		stored, err := readRows(tx.Where("ptype = ?", "p"))
 		if err != nil {
