@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/kiops/iam/adapters/gormstore"
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/identity"
 )
 
 // Service is KIOPS IAM embedded in a host service: every management
@@ -29,16 +31,19 @@ import (
 // All methods are safe for concurrent use. Several Services may share one
 // process (each with its own database).
 type Service struct {
-	db     *gorm.DB
-	store  *gormstore.Store
-	engine *authz.Engine
-	cfg    config
+	db       *gorm.DB
+	store    *gormstore.Store
+	engine   *authz.Engine
+	hasher   *identity.Hasher
+	throttle *identity.Throttle
+	cfg      config
 
 	// mu serializes management operations in this process, from their
 	// transaction to their engine update, so that two commits are applied
 	// to the engine in the order they committed. (In the database they are
 	// serialized by the policy version row.)
-	mu sync.Mutex
+	mu     sync.Mutex
+	closed atomic.Bool
 }
 
 // An Option configures a Service.
@@ -48,6 +53,68 @@ type config struct {
 	now        func() time.Time
 	log        *slog.Logger
 	crossCheck bool
+	hasher     identity.HasherConfig
+	notifier   Notifier
+	throttle   identity.ThrottleConfig
+	sessionTTL time.Duration
+}
+
+// Notifier delivers password-reset tokens to users: the module sends no
+// mail itself. The host implements it (mail, chat, the console in an
+// example). Implementations must be safe for concurrent use and must not
+// log the token.
+type Notifier interface {
+	// PasswordReset asks that the reset token reach the user. It is
+	// called after the token was stored; an error is logged and the token
+	// simply goes unused (it expires).
+	PasswordReset(ctx context.Context, m ResetMessage) error
+}
+
+// ResetMessage is one password-reset token to deliver.
+type ResetMessage struct {
+	User    authz.UserID
+	Email   string
+	Name    string
+	Token   identity.Token // redacted when printed; Reveal gives the secret
+	Expires time.Time
+	// ByAdmin is set when a Manager or PlatformAdmin started the reset.
+	ByAdmin bool
+}
+
+// WithPasswordHasher sets the cost of password hashing (argon2id). The zero
+// HasherConfig, the default, is the minimum the design requires (19 MiB,
+// 2 passes, 1 lane); New refuses anything cheaper.
+func WithPasswordHasher(c identity.HasherConfig) Option { return func(cfg *config) { cfg.hasher = c } }
+
+// WithNotifier sets how password-reset tokens reach users. If nil or not
+// given, reset tokens are issued but cannot be delivered (and a warning is
+// logged once per request).
+func WithNotifier(n Notifier) Option { return func(c *config) { c.notifier = n } }
+
+// WithLoginThrottle sets how failed logins are throttled per account and
+// per client address. The zero config is the default policy of
+// identity.ThrottleConfig.
+func WithLoginThrottle(c identity.ThrottleConfig) Option {
+	return func(cfg *config) { cfg.throttle = c }
+}
+
+// WithSessionLifetime sets how long a login session lasts. Zero, the
+// default, means identity.DefaultSessionLifetime.
+func WithSessionLifetime(d time.Duration) Option { return func(c *config) { c.sessionTTL = d } }
+
+// clientAddrKey is the context key of the client's address.
+type clientAddrKey struct{}
+
+// WithClientAddr returns a context that tells the Service the client's
+// network address, for the audit log and login throttling. The HTTP layer
+// sets it; nothing else reads identity from the context.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+func clientAddr(ctx context.Context) string {
+	addr, _ := ctx.Value(clientAddrKey{}).(string)
+	return addr
 }
 
 // WithClock sets the clock the Service reads for timestamps, expiries and
@@ -85,8 +152,19 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
+	// Every time the Service stores is UTC in whole microseconds, what
+	// every supported database keeps exactly, so values read back equal.
+	clock := cfg.now
+	cfg.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	if cfg.log == nil {
 		cfg.log = slog.Default()
+	}
+	if cfg.throttle.Now == nil {
+		cfg.throttle.Now = cfg.now
+	}
+	hasher, err := identity.NewHasher(cfg.hasher)
+	if err != nil {
+		return nil, fmt.Errorf("iam: new: %w", err)
 	}
 	store, err := gormstore.Open(ctx, db)
 	if err != nil {
@@ -103,15 +181,15 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
 	if err := store.Load(ctx, engine); err != nil {
 		return nil, fmt.Errorf("iam: new: %w", err)
 	}
-	return &Service{db: db, store: store, engine: engine, cfg: cfg}, nil
+	return &Service{db: db, store: store, engine: engine, hasher: hasher, throttle: identity.NewThrottle(cfg.throttle), cfg: cfg}, nil
 }
 
 // Close releases what the Service holds. It does not close the *gorm.DB,
 // which belongs to the caller. After Close, management methods fail.
 func (s *Service) Close() error {
-	s.mu.Lock()
+	s.mu.Lock() // wait for a management operation under way
 	defer s.mu.Unlock()
-	s.store = nil
+	s.closed.Store(true)
 	return nil
 }
 

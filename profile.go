@@ -1,0 +1,149 @@
+package iam
+
+import (
+	"context"
+
+	"github.com/kiops/iam/audit"
+	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/identity"
+)
+
+// Profile is the Profile page: the actor's account and memberships.
+type Profile struct {
+	Account
+	Memberships map[authz.OrgID]authz.Membership
+}
+
+// Profile returns actor's own account and what they hold in each org.
+//
+// Errors: ErrUnauthenticated for an inactive actor.
+func (s *Service) Profile(ctx context.Context, actor authz.UserID) (Profile, error) {
+	var out Profile
+	err := s.read(ctx, func(c *change) error {
+		p, err := c.actor(actor)
+		if err != nil {
+			return err
+		}
+		out = Profile{Account: accountOf(p.user, p.admin), Memberships: p.orgs}
+		return nil
+	})
+	return out, err
+}
+
+// ChangeName changes actor's display name.
+//
+// Errors: ErrInvalid for an unacceptable name; ErrUnauthenticated for an
+// inactive actor.
+func (s *Service) ChangeName(ctx context.Context, actor authz.UserID, name string) error {
+	name, err := identity.CleanName(name)
+	if err != nil {
+		return err
+	}
+	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfileNameChange)
+	ev.Target = actor
+	return s.record(ctx, ev, func(c *change) error {
+		p, err := c.actor(actor)
+		if err != nil {
+			return err
+		}
+		u := p.user
+		before := u.Name
+		u.Name, u.UpdatedAt = name, c.event.Time
+		if err := c.ids.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		return c.event.SetChange(map[string]string{"name": before}, map[string]string{"name": name})
+	})
+}
+
+// ChangePassword changes actor's password; it needs the current one. It
+// ends every session and outstanding reset token of actor, and returns a
+// fresh session token so that the person stays logged in where they are.
+//
+// Errors: ErrUnauthenticated for a wrong current password (throttled like
+// a login) or an inactive actor; ErrInvalid for an unacceptable new
+// password (an *identity.PasswordError says why).
+func (s *Service) ChangePassword(ctx context.Context, actor authz.UserID, current, next string) (identity.Token, error) {
+	var tok identity.Token
+	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfilePasswordChange)
+	ev.Target = actor
+	err := s.record(ctx, ev, func(c *change) error {
+		p, err := c.actor(actor)
+		if err != nil {
+			return err
+		}
+		if err := s.verifyOwnPassword(ctx, p.user, current); err != nil {
+			return c.deny(err)
+		}
+		if err := identity.CheckPassword(next, p.user.Email, p.user.Name); err != nil {
+			return err
+		}
+		tok, err = c.setPassword(s, p.user, next)
+		return err
+	})
+	return tok, err
+}
+
+// verifyOwnPassword checks a password a person gave to confirm an action,
+// throttled like a login.
+func (s *Service) verifyOwnPassword(ctx context.Context, u identity.User, password string) error {
+	addr := clientAddr(ctx)
+	if err := s.throttle.Attempt(u.Email, addr); err != nil {
+		return err
+	}
+	ok, err := s.hasher.Verify(u.PasswordHash, password)
+	if err != nil || !ok {
+		return errBadLogin
+	}
+	s.throttle.Succeeded(u.Email, addr)
+	return nil
+}
+
+// setPassword stores u's new password, ends u's sessions and reset tokens
+// and returns a fresh session.
+func (c *change) setPassword(s *Service, u identity.User, password string) (identity.Token, error) {
+	hash, err := s.hasher.Hash(password)
+	if err != nil {
+		return identity.Token{}, err
+	}
+	u.PasswordHash, u.UpdatedAt = hash, c.event.Time
+	if err := c.ids.UpdateUser(c.ctx, u); err != nil {
+		return identity.Token{}, err
+	}
+	if err := c.endSessions(u.ID); err != nil {
+		return identity.Token{}, err
+	}
+	tok, sess, err := identity.NewSession(u.ID, c.event.Time, s.cfg.sessionTTL)
+	if err != nil {
+		return identity.Token{}, err
+	}
+	return tok, c.ids.CreateSession(c.ctx, sess)
+}
+
+// DeleteAccount deletes actor's own account; it needs their password. The
+// last PlatformAdmin and the last Manager of an org cannot.
+//
+// Errors: ErrUnauthenticated for a wrong password or an inactive actor;
+// ErrLastPlatformAdmin; ErrLastManager. Refusals are recorded as denied
+// attempts.
+func (s *Service) DeleteAccount(ctx context.Context, actor authz.UserID, password string) error {
+	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfileDelete)
+	ev.Target = actor
+	return s.mutate(ctx, ev, func(c *change) error {
+		p, err := c.actor(actor)
+		if err != nil {
+			return err
+		}
+		if err := s.verifyOwnPassword(ctx, p.user, password); err != nil {
+			return c.deny(err)
+		}
+		t, err := c.target(p, "")
+		if err != nil {
+			return err
+		}
+		if err := authz.CanDeleteOwnAccount(t); err != nil {
+			return c.deny(err)
+		}
+		return c.deleteAccount(p)
+	})
+}
