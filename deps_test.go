@@ -11,6 +11,9 @@ import (
 // never GORM, a database driver, an adapter or the root package.
 var domainPackages = []string{
 	"github.com/kiops/iam/authz",
+	"github.com/kiops/iam/identity",
+	"github.com/kiops/iam/approval",
+	"github.com/kiops/iam/audit",
 }
 
 var forbiddenDeps = []string{

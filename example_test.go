@@ -1,0 +1,144 @@
+package iam_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/approval"
+	"github.com/kiops/iam/authz"
+)
+
+// openExampleDB opens a private in-memory SQLite database; the embedded
+// default for a real host is a file (see New).
+func openExampleDB(name string) *gorm.DB {
+	db, err := gorm.Open(sqlite.Open("file:"+name+"?mode=memory&cache=shared&_busy_timeout=5000"), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		log.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // one connection keeps the memory database alive
+	return db
+}
+
+func ExampleNew() {
+	ctx := context.Background()
+	svc, err := iam.New(ctx, openExampleDB("example_new"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer svc.Close()
+
+	// The first start of a platform creates its first PlatformAdmin.
+	admin, err := svc.Bootstrap(ctx, "ada@example.com", "Ada", "correct horse battery staple")
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = svc.Bootstrap(ctx, "eve@example.com", "Eve", "another horse battery staple")
+	fmt.Println("second bootstrap refused:", errors.Is(err, iam.ErrConflict))
+	fmt.Println("operations screens:", svc.CheckOperations(ctx, admin) == nil)
+	// Output:
+	// second bootstrap refused: true
+	// operations screens: true
+}
+
+// A person signs up, a Manager approves them from the Pending Approvals
+// tab, grants categories on the Permission Management page, and the
+// feature pages check them.
+func ExampleService_SignUp() {
+	ctx := context.Background()
+	svc, err := iam.New(ctx, openExampleDB("example_signup"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer svc.Close()
+	admin, _ := svc.Bootstrap(ctx, "ada@example.com", "Ada", "correct horse battery staple")
+	seoul, _ := svc.CreateOrg(ctx, admin, "Seoul DC")
+
+	if err := svc.SignUp(ctx, "joon@example.com", "Joon", "purple monkey dishwasher", seoul.ID); err != nil {
+		log.Fatal(err)
+	}
+	n, _ := svc.PendingCount(ctx, admin, seoul.ID)
+	fmt.Println("pending:", n)
+	queue, _ := svc.Registrations(ctx, admin, seoul.ID, approval.Last7Days, approval.Pending)
+	joon := queue[0].User
+	if err := svc.Approve(ctx, admin, queue[0].ID); err != nil {
+		log.Fatal(err)
+	}
+
+	err = svc.Authorize(ctx, joon, seoul.ID, authz.Infra)
+	var ipe *authz.InsufficientPermissionsError
+	if errors.As(err, &ipe) {
+		fmt.Println("Insufficient permissions; ask your Manager for:", ipe.Missing)
+	}
+	if err := svc.SetCategories(ctx, admin, joon, seoul.ID, authz.NewCategorySet(authz.Infra, authz.VPN)); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("infra now:", svc.Check(ctx, joon, seoul.ID, authz.Infra).Allowed)
+	// Output:
+	// pending: 1
+	// Insufficient permissions; ask your Manager for: infra
+	// infra now: true
+}
+
+// A Manager cannot change their own role, nor make anyone a PlatformAdmin;
+// each refusal is a typed error and a denied audit event.
+func ExampleService_ChangeRole() {
+	ctx := context.Background()
+	svc, err := iam.New(ctx, openExampleDB("example_role"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer svc.Close()
+	admin, _ := svc.Bootstrap(ctx, "ada@example.com", "Ada", "correct horse battery staple")
+	org, _ := svc.CreateOrg(ctx, admin, "Seoul DC")
+	join := func(email string) authz.UserID {
+		_ = svc.SignUp(ctx, email, "Someone", "purple monkey dishwasher", org.ID)
+		q, _ := svc.Registrations(ctx, admin, org.ID, approval.AllTime, approval.Pending)
+		_ = svc.Approve(ctx, admin, q[0].ID)
+		return q[0].User
+	}
+	mina, joon := join("mina@example.com"), join("joon@example.com")
+	_ = svc.ChangeRole(ctx, admin, mina, org.ID, authz.Manager)
+
+	fmt.Println(svc.ChangeRole(ctx, mina, joon, org.ID, authz.Manager))
+	fmt.Println(svc.ChangeRole(ctx, mina, mina, org.ID, authz.PlatformAdmin))
+	fmt.Println(svc.ChangeRole(ctx, mina, joon, org.ID, authz.PlatformAdmin))
+	// Output:
+	// <nil>
+	// authz: nobody may change their own role
+	// authz: forbidden: a Manager may assign only the Member and Manager roles
+}
+
+func ExampleService_Login() {
+	ctx := context.Background()
+	svc, err := iam.New(ctx, openExampleDB("example_login"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer svc.Close()
+	admin, _ := svc.Bootstrap(ctx, "ada@example.com", "Ada", "correct horse battery staple")
+
+	token, err := svc.Login(ctx, "ADA@example.com", "correct horse battery staple")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("printed token:", token) // tokens never print their secret
+	who, _ := svc.Authenticate(ctx, token.Reveal())
+	fmt.Println("authenticated as the admin:", who == admin)
+	_, err = svc.Login(ctx, "ada@example.com", "wrong horse battery staple")
+	fmt.Println(err)
+	// Output:
+	// printed token: [REDACTED]
+	// authenticated as the admin: true
+	// authz: unauthenticated: wrong email or password
+}
