@@ -13,6 +13,7 @@
 //	g, usr_…, role:member, org_…         a Member of the org
 //	g, usr_…, cat:vpn, org_…             the vpn category granted in the org
 //	g, usr_…, role:platformadmin, global a PlatformAdmin, platform-wide
+//	g, usr_…, status:deactivated, global a deactivated account (denied everything)
 //
 // and a fixed set of policy rules (BaseRows) says what each confers:
 // PlatformAdmin and Manager every category, a grant its own category,

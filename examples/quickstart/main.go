@@ -1,8 +1,11 @@
-// Command quickstart shows the core of KIOPS IAM on an SQLite file: it
-// stores two organizations, a PlatformAdmin, a Manager and Members with
-// different categories, prints a table of permission decisions (a denied
-// one names the missing categories), then reloads the policy from the file
-// as a restarted service would and shows that it decides the same.
+// Command quickstart walks through KIOPS IAM's flows on an SQLite file, in
+// the words of the product page: a PlatformAdmin creates organizations,
+// people sign up into the Pending Approvals queue, a Manager approves them
+// and grants permission categories, the feature pages check them (a
+// denial names the missing categories: "Insufficient permissions"), a
+// Manager's overreach is refused, a role changes, a member is removed, and
+// the audit trail shows it all. Finally a restarted service, loading the
+// file, decides exactly as the running one.
 //
 //	go run ./examples/quickstart [-db PATH]
 //
@@ -11,19 +14,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"github.com/kiops/iam/adapters/gormstore"
+	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/approval"
+	"github.com/kiops/iam/audit"
 	"github.com/kiops/iam/authz"
 )
 
@@ -35,12 +42,16 @@ func main() {
 	}
 }
 
-// person is someone of the walk-through. Names live here only: the policy
-// holds nothing but the ids the module issued.
-type person struct {
-	name string
-	id   authz.UserID
+// walk holds the cast, with names for printing: the policy itself holds
+// nothing but the ids the module issued.
+type walk struct {
+	ctx   context.Context
+	svc   *iam.Service
+	w     io.Writer
+	names map[string]string // user and org ids to names
 }
+
+const password = "correct horse battery staple" // a demo passphrase; the policy refuses common ones
 
 func run(ctx context.Context, path string, w io.Writer) error {
 	for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -52,119 +63,235 @@ func run(ctx context.Context, path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, err := gormstore.Open(ctx, db)
+	defer closeDB(db)
+	svc, err := iam.New(ctx, db)
 	if err != nil {
 		return err
 	}
-	engine, err := authz.NewEngine()
+	defer svc.Close()
+	k := &walk{ctx: ctx, svc: svc, w: w, names: map[string]string{}}
+	fmt.Fprintf(w, "KIOPS IAM quickstart: everything is stored in %s\n\n", path)
+
+	// Organization Management: the first PlatformAdmin creates the orgs.
+	ada, err := svc.Bootstrap(ctx, "ada@example.com", "Ada", password)
 	if err != nil {
 		return err
 	}
-	if err := store.Load(ctx, engine); err != nil {
+	k.names[string(ada)] = "Ada (PlatformAdmin)"
+	seoul, err := svc.CreateOrg(ctx, ada, "Seoul DC")
+	if err != nil {
 		return err
 	}
+	busan, err := svc.CreateOrg(ctx, ada, "Busan Lab")
+	if err != nil {
+		return err
+	}
+	k.names[string(seoul.ID)], k.names[string(busan.ID)] = seoul.Name, busan.Name
 
-	seoul, busan := authz.NewOrgID(), authz.NewOrgID()
-	orgName := map[authz.OrgID]string{seoul: "Seoul DC", busan: "Busan Lab"}
-	admin := person{"Ada (PlatformAdmin)", authz.NewUserID()}
-	mina := person{"Mina (Manager, Seoul)", authz.NewUserID()}
-	joon := person{"Joon (Member, Seoul)", authz.NewUserID()}
-	hana := person{"Hana (Member, both)", authz.NewUserID()}
-
-	// Each change is written in one transaction, then applied to the
-	// engine with the same absolute write once the commit has succeeded.
-	grant := func(p person, o authz.OrgID, m authz.Membership) error {
-		if err := store.Transaction(ctx, func(tx *gormstore.Tx) error { return tx.SetMembership(p.id, o, m) }); err != nil {
+	// Sign-up: people enter an org's Pending Approvals queue.
+	for _, s := range []struct{ email, name, org string }{
+		{"mina@example.com", "Mina", string(seoul.ID)},
+		{"joon@example.com", "Joon", string(seoul.ID)},
+		{"hana@example.com", "Hana", string(seoul.ID)},
+		{"hana@example.com", "Hana", string(busan.ID)}, // an existing account applies to a second org
+	} {
+		if err := svc.SignUp(ctx, s.email, s.name, password, authz.OrgID(s.org)); err != nil {
 			return err
 		}
-		return engine.SetMembership(p.id, o, m)
 	}
-	if err := store.Transaction(ctx, func(tx *gormstore.Tx) error { return tx.SetPlatformAdmin(admin.id, true) }); err != nil {
+	n, err := svc.PendingCount(ctx, ada, seoul.ID)
+	if err != nil {
 		return err
 	}
-	if err := engine.SetPlatformAdmin(admin.id, true); err != nil {
+	fmt.Fprintf(w, "Pending Approvals (%d) in Seoul DC\n", n)
+	queue, err := svc.Registrations(ctx, ada, seoul.ID, approval.Last7Days, approval.Pending)
+	if err != nil {
 		return err
 	}
+	ids := map[string]authz.UserID{}
+	for _, r := range queue {
+		ids[r.Name] = r.User
+		fmt.Fprintf(w, "  %-18s %-6s %-10s requested %s\n", r.Email, r.Name, seoul.Name, r.CreatedAt.Format("2006-01-02 15:04"))
+	}
+	mina, joon, hana := ids["Mina"], ids["Joon"], ids["Hana"]
+	k.names[string(mina)], k.names[string(joon)], k.names[string(hana)] = "Mina", "Joon", "Hana"
+
+	// Ada approves Mina and makes her Manager of Seoul; Mina handles the
+	// rest of her org's queue; Ada approves Hana in Busan.
+	if err := k.approveAll(ada, seoul.ID, "Mina"); err != nil {
+		return err
+	}
+	if err := svc.ChangeRole(ctx, ada, mina, seoul.ID, authz.Manager); err != nil {
+		return err
+	}
+	if err := k.approveAll(mina, seoul.ID, ""); err != nil {
+		return err
+	}
+	if err := k.approveAll(ada, busan.ID, ""); err != nil {
+		return err
+	}
+
+	// Permission Management: Save applies the whole set at once.
 	cats := authz.NewCategorySet
 	for _, g := range []struct {
-		p person
-		o authz.OrgID
-		m authz.Membership
+		by, who authz.UserID
+		org     authz.OrgID
+		set     authz.CategorySet
 	}{
-		{mina, seoul, authz.Membership{Role: authz.Manager}},
-		{joon, seoul, authz.Membership{Role: authz.Member, Categories: cats(authz.Infra, authz.Service, authz.VPN)}},
-		{hana, seoul, authz.Membership{Role: authz.Member, Categories: cats(authz.Audit)}},
-		{hana, busan, authz.Membership{Role: authz.Member, Categories: cats(authz.Backup, authz.Database)}},
+		{mina, joon, seoul.ID, cats(authz.Infra, authz.Service, authz.VPN)},
+		{mina, hana, seoul.ID, cats(authz.Audit)},
+		{ada, hana, busan.ID, cats(authz.Backup, authz.Database)},
 	} {
-		if err := grant(g.p, g.o, g.m); err != nil {
+		if err := svc.SetCategories(ctx, g.by, g.who, g.org, g.set); err != nil {
 			return err
 		}
 	}
 
-	type ask struct {
-		p    person
-		o    authz.OrgID
-		need authz.CategorySet
-	}
 	asks := []ask{
-		{admin, busan, cats(authz.Device)},
-		{mina, seoul, cats(authz.Database, authz.Audit)},
-		{mina, busan, cats(authz.Infra)},
-		{joon, seoul, cats(authz.VPN)},
-		{joon, seoul, cats(authz.Infra, authz.Backup, authz.Database)},
-		{hana, seoul, cats(authz.Audit)},
-		{hana, busan, cats(authz.Database)},
-		{hana, busan, cats(authz.Audit)},
+		{ada, busan.ID, cats(authz.Device)},
+		{mina, seoul.ID, cats(authz.Database, authz.Audit)},
+		{mina, busan.ID, cats(authz.Infra)},
+		{joon, seoul.ID, cats(authz.VPN)},
+		{joon, seoul.ID, cats(authz.Infra, authz.Backup, authz.Database)},
+		{hana, seoul.ID, cats(authz.Audit)},
+		{hana, busan.ID, cats(authz.Database)},
+		{hana, busan.ID, cats(authz.Audit)},
 	}
-	fmt.Fprintf(w, "KIOPS IAM quickstart: policy stored in %s\n\n", path)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WHO\tORG\tNEEDS\tDECISION\tWHY")
-	decisions := make([]authz.Decision, len(asks))
-	for i, a := range asks {
-		d := engine.CheckAll(a.p.id, a.o, a.need)
-		decisions[i] = d
-		verdict, why := "allowed", d.Reason.String()
-		if !d.Allowed {
-			verdict = "DENIED"
-			if !d.Missing.Empty() && d.Reason == authz.ReasonMissingCategories {
-				why = "Insufficient permissions: ask your Manager for " + d.Missing.String()
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.p.name, orgName[a.o], a.need, verdict, why)
+	fmt.Fprintln(w, "\nFeature pages")
+	k.decisions(asks, true)
+
+	// A Manager's overreach is refused with a typed error and recorded.
+	fmt.Fprintln(w, "\nMina tries to make Joon a PlatformAdmin:")
+	fmt.Fprintf(w, "  refused: %v\n", svc.ChangeRole(ctx, mina, joon, seoul.ID, authz.PlatformAdmin))
+	fmt.Fprintln(w, "Mina tries to change her own role:")
+	fmt.Fprintf(w, "  refused: %v\n", svc.ChangeRole(ctx, mina, mina, seoul.ID, authz.Member))
+
+	// Edit Role and Remove.
+	if err := svc.ChangeRole(ctx, mina, joon, seoul.ID, authz.Manager); err != nil {
+		return err
 	}
-	if err := tw.Flush(); err != nil {
+	if err := svc.RemoveMember(ctx, mina, hana, seoul.ID); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nMina makes Joon a Manager and removes Hana from Seoul DC:")
+	k.decisions([]ask{{joon, seoul.ID, cats(authz.Database)}, {hana, seoul.ID, cats(authz.Audit)}, {hana, busan.ID, cats(authz.Database)}}, true)
+
+	if err := k.printAudit(ada); err != nil {
 		return err
 	}
 
-	// A restarted service loads the stored rules into a fresh engine; it
-	// must decide exactly as the running one.
-	fresh, err := authz.NewEngine()
+	// A restarted service loads the file and must decide exactly as the
+	// running one.
+	running := k.decisions(asks, false)
+	again, err := iam.New(ctx, db)
 	if err != nil {
 		return err
 	}
-	if err := store.Load(ctx, fresh); err != nil {
-		return err
-	}
-	for i, a := range asks {
-		if d := fresh.CheckAll(a.p.id, a.o, a.need); d != decisions[i] {
-			return fmt.Errorf("after reload, %s in %s decides %+v, was %+v", a.p.name, orgName[a.o], d, decisions[i])
+	defer again.Close()
+	k.svc = again
+	for i, d := range k.decisions(asks, false) {
+		if d != running[i] {
+			return fmt.Errorf("after restart %s in %s decides %+v, was %+v", k.name(string(asks[i].user)), k.name(string(asks[i].org)), d, running[i])
 		}
 	}
-	var rules int
-	for range fresh.Rules() {
-		rules++
+	fmt.Fprintf(w, "\nRestarted on the same file: all %d decisions are the same.\n", len(asks))
+	return nil
+}
+
+// ask is one feature-page check.
+type ask struct {
+	user authz.UserID
+	org  authz.OrgID
+	need authz.CategorySet
+}
+
+// decisions checks every ask and, if print is set, prints a table.
+func (k *walk) decisions(asks []ask, print bool) []authz.Decision {
+	out := make([]authz.Decision, len(asks))
+	tw := tabwriter.NewWriter(k.w, 0, 0, 2, ' ', 0)
+	if print {
+		fmt.Fprintln(tw, "  WHO\tORG\tNEEDS\tDECISION\tWHY")
 	}
-	fmt.Fprintf(w, "\nReloaded %d rules from the database into a fresh engine: all %d decisions are the same.\n", rules, len(asks))
-	sqlDB, err := db.DB()
+	for i, a := range asks {
+		var d authz.Decision
+		for c := range a.need.All() { // the page needs each of them
+			if d = k.svc.Check(k.ctx, a.user, a.org, c); !d.Allowed {
+				break
+			}
+		}
+		err := k.svc.Authorize(k.ctx, a.user, a.org, a.need.Slice()...)
+		out[i] = d
+		verdict, why := "allowed", d.Reason.String()
+		var ipe *authz.InsufficientPermissionsError
+		if errors.As(err, &ipe) && d.Reason == authz.ReasonMissingCategories {
+			verdict, why = "DENIED", "Insufficient permissions: ask your Manager for "+ipe.Missing.String()
+		} else if !d.Allowed {
+			verdict = "DENIED"
+		}
+		if print {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", k.name(string(a.user)), k.name(string(a.org)), a.need, verdict, why)
+		}
+	}
+	tw.Flush()
+	return out
+}
+
+// approveAll approves the pending requests of org (only the named
+// person's, if name is set) as actor.
+func (k *walk) approveAll(actor authz.UserID, org authz.OrgID, name string) error {
+	queue, err := k.svc.Registrations(k.ctx, actor, org, approval.AllTime, approval.Pending)
 	if err != nil {
 		return err
 	}
-	return sqlDB.Close()
+	for _, r := range queue {
+		if name == "" || r.Name == name {
+			if err := k.svc.Approve(k.ctx, actor, r.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// printAudit prints the audit trail as viewer sees it, oldest first.
+func (k *walk) printAudit(viewer authz.UserID) error {
+	evs, err := k.svc.AuditEvents(k.ctx, viewer, audit.Filter{Limit: 100})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(k.w, "\nAudit log (as Ada sees it, oldest first)")
+	tw := tabwriter.NewWriter(k.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tACTOR\tACTION\tTARGET\tORG\tOUTCOME\tCHANGE")
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := evs[i]
+		change := strings.TrimSpace(string(e.Before) + " -> " + string(e.After))
+		if e.Outcome == audit.Denied {
+			change = e.Reason
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, k.name(string(e.Actor)), e.Action, k.name(string(e.Target)), k.name(string(e.Org)), e.Outcome, change)
+	}
+	return tw.Flush()
+}
+
+func (k *walk) name(id string) string {
+	if id == "" {
+		return "-"
+	}
+	if n, ok := k.names[id]; ok {
+		return n
+	}
+	return id
 }
 
 // openSQLite opens the embedded default store: an SQLite file in WAL mode
-// that waits for a busy lock instead of failing at once.
+// whose writers wait for each other instead of failing.
 func openSQLite(path string) (*gorm.DB, error) {
-	return gorm.Open(sqlite.Open("file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=on"),
+	return gorm.Open(sqlite.Open("file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate&_foreign_keys=on"),
 		&gorm.Config{Logger: logger.Discard})
+}
+
+func closeDB(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		sqlDB.Close()
+	}
 }
