@@ -130,8 +130,8 @@ func (e *Event) Deny(err error) {
 }
 
 // DenialReason returns the Reason a denied event records for err: the
-// message of the module's named rules (authz.ErrSelfRoleChange,
-// authz.ErrSelfApproval, authz.ErrLastPlatformAdmin, authz.ErrLastManager),
+// message of the management rule that refused (an *authz.RuleError, such
+// as authz.ErrSelfRoleChange or "a Manager cannot manage a PlatformAdmin"),
 // the missing categories of an *authz.InsufficientPermissionsError, the
 // field and reason of an *authz.InvalidError (never the offending value,
 // which may be anything a user typed), or else the error's kind:
@@ -143,10 +143,9 @@ func DenialReason(err error) string {
 	if err == nil {
 		return ""
 	}
-	for _, rule := range []error{authz.ErrSelfRoleChange, authz.ErrSelfApproval, authz.ErrLastPlatformAdmin, authz.ErrLastManager} {
-		if errors.Is(err, rule) {
-			return strings.TrimPrefix(rule.Error(), "authz: ")
-		}
+	var rule *authz.RuleError
+	if errors.As(err, &rule) {
+		return oneLine(strings.TrimPrefix(rule.Error(), "authz: "), MaxReasonLen)
 	}
 	var ipe *authz.InsufficientPermissionsError
 	if errors.As(err, &ipe) {

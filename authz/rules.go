@@ -60,38 +60,47 @@ type Target struct {
 var (
 	// ErrSelfRoleChange: nobody may change their own role, whoever they
 	// are.
-	ErrSelfRoleChange error = &ruleError{"authz: nobody may change their own role", ErrForbidden}
+	ErrSelfRoleChange error = &RuleError{"authz: nobody may change their own role", ErrForbidden}
 	// ErrSelfApproval: the approver of a registration request is never its
 	// requester.
-	ErrSelfApproval error = &ruleError{"authz: nobody may approve or reject their own registration request", ErrForbidden}
+	ErrSelfApproval error = &RuleError{"authz: nobody may approve or reject their own registration request", ErrForbidden}
 	// ErrLastPlatformAdmin: the platform must keep at least one active
 	// PlatformAdmin, so the last one cannot be demoted, deactivated or
 	// deleted, not even by themselves.
-	ErrLastPlatformAdmin error = &ruleError{"authz: the platform must keep at least one active PlatformAdmin: make another user PlatformAdmin first", ErrConflict}
+	ErrLastPlatformAdmin error = &RuleError{"authz: the platform must keep at least one active PlatformAdmin: make another user PlatformAdmin first", ErrConflict}
 	// ErrLastManager: an org that has a Manager must keep one, so its last
 	// Manager cannot be demoted, removed, deactivated or deleted, nor leave.
-	ErrLastManager error = &ruleError{"authz: an organization must keep at least one Manager: make another member Manager first", ErrConflict}
+	ErrLastManager error = &RuleError{"authz: an organization must keep at least one Manager: make another member Manager first", ErrConflict}
 )
 
-// ruleError is a sentinel with its own message that also matches its kind.
-type ruleError struct {
+// RuleError is a refusal by one of the management rules. Its message names
+// the rule in words for people (never internals), so an audit log may
+// record it; it matches its kind (ErrForbidden or ErrConflict) with
+// errors.Is. Every refusal of this file except ErrNotFound (which must
+// answer exactly like a missing object) is a *RuleError.
+type RuleError struct {
 	msg  string
 	kind error
 }
 
-func (e *ruleError) Error() string { return e.msg }
-func (e *ruleError) Unwrap() error { return e.kind }
+func (e *RuleError) Error() string { return e.msg }
+
+// Unwrap returns the error's kind.
+func (e *RuleError) Unwrap() error { return e.kind }
 
 // The reasons of plain ErrForbidden denials, built once so that a denial
 // allocates nothing.
 var (
-	errNeedPlatformAdmin = fmt.Errorf("%w: only a PlatformAdmin may do this", ErrForbidden)
-	errNeedManager       = fmt.Errorf("%w: only a Manager of the organization or a PlatformAdmin may do this", ErrForbidden)
-	errManagerOverAdmin  = fmt.Errorf("%w: a Manager cannot manage a PlatformAdmin", ErrForbidden)
-	errManagerGrantAdmin = fmt.Errorf("%w: a Manager may assign only the Member and Manager roles", ErrForbidden)
-	errNeedAuditCategory = fmt.Errorf("%w: viewing the audit log needs the %s category", ErrForbidden, Audit)
-	errResetOwnPassword  = fmt.Errorf("%w: change your own password from your profile", ErrForbidden)
+	errNeedPlatformAdmin = forbidden("only a PlatformAdmin may do this")
+	errNeedManager       = forbidden("only a Manager of the organization or a PlatformAdmin may do this")
+	errManagerOverAdmin  = forbidden("a Manager cannot manage a PlatformAdmin")
+	errManagerGrantAdmin = forbidden("a Manager may assign only the Member and Manager roles")
+	errNeedAuditCategory = forbidden("viewing the audit log needs the " + Audit.String() + " category")
+	errResetOwnPassword  = forbidden("change your own password from your profile")
 )
+
+// forbidden returns a plain refusal, worded like a wrapped ErrForbidden.
+func forbidden(why string) error { return &RuleError{ErrForbidden.Error() + ": " + why, ErrForbidden} }
 
 // CanAdministerOrgs reports whether actor may create, rename or delete an
 // org: only a PlatformAdmin may. Otherwise it returns ErrForbidden, whatever
