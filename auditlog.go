@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"errors"
 	"maps"
 
 	"github.com/kiops/iam/audit"
@@ -20,12 +21,17 @@ import (
 // inactive actor.
 func (s *Service) AuditEvents(ctx context.Context, actor authz.UserID, f audit.Filter) ([]audit.Event, error) {
 	var out []audit.Event
-	err := s.read(ctx, func(c *change) error {
+	ev := audit.NewEvent(s.cfg.now(), actor, audit.AuditView)
+	ev.Org = f.Org
+	err := s.read(ctx, ev, func(c *change) error {
 		a, err := c.actor(actor)
 		if err != nil {
 			return err
 		}
 		scoped, err := audit.Scope(f, actor, a.subject("").PlatformAdmin, maps.All(a.orgs))
+		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrNotFound) {
+			return c.deny(err)
+		}
 		if err != nil {
 			return err
 		}

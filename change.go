@@ -275,16 +275,17 @@ func (c *change) countActive(users []authz.UserID) (int, error) {
 }
 
 // read runs fn in a transaction of its own for a query: no version bump,
-// no event, nothing applied. A denial from fn is recorded as a denied
-// attempt only when fn set c.event's Action (views that are audited).
-func (s *Service) read(ctx context.Context, fn func(c *change) error) error {
+// nothing applied, and no event unless fn's refusal is marked with
+// change.deny: then ev (a view's event, or the zero Event for reads that
+// record nothing) is recorded as the denied attempt.
+func (s *Service) read(ctx context.Context, ev audit.Event, fn func(c *change) error) error {
 	if s.closed.Load() {
 		return errClosed
 	}
+	ev.ClientAddr = clientAddr(ctx)
 	var c *change
 	err := s.store.Transaction(ctx, func(tx *gormstore.Tx) error {
-		c = &change{ctx: ctx, tx: tx, ids: tx.Identity(), reqs: tx.Approvals()}
-		c.event.ClientAddr = clientAddr(ctx)
+		c = &change{ctx: ctx, tx: tx, ids: tx.Identity(), reqs: tx.Approvals(), event: ev}
 		return fn(c)
 	})
 	var d *denial

@@ -46,16 +46,18 @@ func (s *Service) Members(ctx context.Context, actor authz.UserID, org authz.Org
 		return nil, err
 	}
 	var out []Member
-	err := s.read(ctx, func(c *change) error {
+	ev := audit.NewEvent(s.cfg.now(), actor, audit.MembersView)
+	ev.Org = org
+	err := s.read(ctx, ev, func(c *change) error {
 		a, err := c.actor(actor)
 		if err != nil {
 			return err
 		}
 		if err := authz.CanListMembers(a.subject(org)); err != nil {
-			return err
+			return c.deny(err)
 		}
 		if _, err := c.ids.Org(ctx, org); err != nil {
-			return err
+			return c.denyMissing(err)
 		}
 		admins, err := c.tx.PlatformAdmins()
 		if err != nil {
@@ -95,13 +97,13 @@ func (s *Service) Members(ctx context.Context, actor authz.UserID, org authz.Org
 // for an inactive actor.
 func (s *Service) Users(ctx context.Context, actor authz.UserID) ([]Account, error) {
 	var out []Account
-	err := s.read(ctx, func(c *change) error {
+	err := s.read(ctx, audit.NewEvent(s.cfg.now(), actor, audit.UsersView), func(c *change) error {
 		a, err := c.actor(actor)
 		if err != nil {
 			return err
 		}
 		if err := authz.CanListAllUsers(a.subject("")); err != nil {
-			return err
+			return c.deny(err)
 		}
 		admins, err := c.tx.PlatformAdmins()
 		if err != nil {

@@ -181,7 +181,7 @@ func (s *Service) DeleteOrg(ctx context.Context, actor authz.UserID, org authz.O
 // Errors: ErrUnauthenticated for an inactive actor.
 func (s *Service) Orgs(ctx context.Context, actor authz.UserID) ([]identity.Org, error) {
 	var out []identity.Org
-	err := s.read(ctx, func(c *change) error {
+	err := s.read(ctx, audit.Event{}, func(c *change) error {
 		a, err := c.actor(actor)
 		if err != nil {
 			return err

@@ -19,7 +19,7 @@ type Profile struct {
 // Errors: ErrUnauthenticated for an inactive actor.
 func (s *Service) Profile(ctx context.Context, actor authz.UserID) (Profile, error) {
 	var out Profile
-	err := s.read(ctx, func(c *change) error {
+	err := s.read(ctx, audit.Event{}, func(c *change) error {
 		p, err := c.actor(actor)
 		if err != nil {
 			return err

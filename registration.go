@@ -87,7 +87,7 @@ func (s *Service) Registrations(ctx context.Context, actor authz.UserID, org aut
 		return nil, &authz.InvalidError{Field: "period", Value: period.String(), Reason: "want 7d, 30d or all"}
 	}
 	var out []approval.Request
-	err := s.read(ctx, func(c *change) error {
+	err := s.read(ctx, s.queueEvent(actor, org), func(c *change) error {
 		if err := c.reviewer(actor, org); err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func (s *Service) Registrations(ctx context.Context, actor authz.UserID, org aut
 // shown next to the Pending Approvals tab's name. Errors as Registrations.
 func (s *Service) PendingCount(ctx context.Context, actor authz.UserID, org authz.OrgID) (int, error) {
 	var n int
-	err := s.read(ctx, func(c *change) error {
+	err := s.read(ctx, s.queueEvent(actor, org), func(c *change) error {
 		if err := c.reviewer(actor, org); err != nil {
 			return err
 		}
@@ -111,6 +111,13 @@ func (s *Service) PendingCount(ctx context.Context, actor authz.UserID, org auth
 		return err
 	})
 	return n, err
+}
+
+// queueEvent is the event of a refused look at org's queue.
+func (s *Service) queueEvent(actor authz.UserID, org authz.OrgID) audit.Event {
+	ev := audit.NewEvent(s.cfg.now(), actor, audit.RegistrationsView)
+	ev.Org = org
+	return ev
 }
 
 // reviewer checks that actor may see org's registration queue.
@@ -123,10 +130,10 @@ func (c *change) reviewer(actor authz.UserID, org authz.OrgID) error {
 		return err
 	}
 	if err := authz.CanReviewRegistrations(a.subject(org)); err != nil {
-		return err
+		return c.deny(err)
 	}
 	if _, err := c.ids.Org(c.ctx, org); err != nil {
-		return err
+		return c.denyMissing(err)
 	}
 	return nil
 }

@@ -46,8 +46,9 @@ type ruleCase struct {
 	name string
 	call func(w *world) error
 	want error // nil: allowed
-	// quiet: a refusal that is not a management attempt (bad identity),
-	// which records no event.
+	// quiet: a refusal that is a permission check rather than a
+	// management attempt (like every feature-page Check), which records
+	// no event.
 	quiet bool
 }
 
@@ -116,19 +117,27 @@ func ruleCases() []ruleCase {
 		{"reset: member", func(w *world) error { return w.svc.StartPasswordReset(w.ctx, w.memA, w.auditorA, w.a) }, iam.ErrForbidden, false},
 
 		// Views.
-		{"members: manager of the org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrA, w.a); return err }, nil, true},
-		{"members: manager of another org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrB, w.a); return err }, iam.ErrNotFound, true},
-		{"members: member", func(w *world) error { _, err := w.svc.Members(w.ctx, w.memA, w.a); return err }, iam.ErrForbidden, true},
-		{"all users: platformadmin", func(w *world) error { _, err := w.svc.Users(w.ctx, w.admin); return err }, nil, true},
-		{"all users: manager", func(w *world) error { _, err := w.svc.Users(w.ctx, w.mgrA); return err }, iam.ErrForbidden, true},
-		{"queue: member", func(w *world) error { _, err := w.svc.PendingCount(w.ctx, w.memA, w.a); return err }, iam.ErrForbidden, true},
-		{"queue: manager of another org", func(w *world) error { _, err := w.svc.PendingCount(w.ctx, w.mgrB, w.a); return err }, iam.ErrNotFound, true},
+		{"members: manager of the org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrA, w.a); return err }, nil, false},
+		{"members: platformadmin, any org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.admin, w.b); return err }, nil, false},
+		{"members: manager of another org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrB, w.a); return err }, iam.ErrNotFound, false},
+		{"members: member", func(w *world) error { _, err := w.svc.Members(w.ctx, w.memA, w.a); return err }, iam.ErrForbidden, false},
+		{"all users: platformadmin", func(w *world) error { _, err := w.svc.Users(w.ctx, w.admin); return err }, nil, false},
+		{"all users: manager", func(w *world) error { _, err := w.svc.Users(w.ctx, w.mgrA); return err }, iam.ErrForbidden, false},
+		{"queue: manager of the org", func(w *world) error {
+			_, err := w.svc.Registrations(w.ctx, w.mgrA, w.a, approval.Last30Days, approval.Pending)
+			return err
+		}, nil, false},
+		{"queue: member", func(w *world) error { _, err := w.svc.PendingCount(w.ctx, w.memA, w.a); return err }, iam.ErrForbidden, false},
+		{"queue: manager of another org", func(w *world) error { _, err := w.svc.PendingCount(w.ctx, w.mgrB, w.a); return err }, iam.ErrNotFound, false},
 		{"audit: member with audit", func(w *world) error {
 			_, err := w.svc.AuditEvents(w.ctx, w.auditorA, audit.Filter{Org: w.a})
 			return err
-		}, nil, true},
-		{"audit: member without audit", func(w *world) error { _, err := w.svc.AuditEvents(w.ctx, w.memA, audit.Filter{Org: w.a}); return err }, iam.ErrForbidden, true},
-		{"audit: manager of another org", func(w *world) error { _, err := w.svc.AuditEvents(w.ctx, w.mgrB, audit.Filter{Org: w.a}); return err }, iam.ErrNotFound, true},
+		}, nil, false},
+		{"audit: member without audit", func(w *world) error { _, err := w.svc.AuditEvents(w.ctx, w.memA, audit.Filter{Org: w.a}); return err }, iam.ErrForbidden, false},
+		{"audit: manager of another org", func(w *world) error { _, err := w.svc.AuditEvents(w.ctx, w.mgrB, audit.Filter{Org: w.a}); return err }, iam.ErrNotFound, false},
+		{"audit: manager of the org", func(w *world) error { _, err := w.svc.AuditEvents(w.ctx, w.mgrA, audit.Filter{}); return err }, nil, false},
+		{"reactivate: platformadmin", func(w *world) error { return w.svc.ReactivateUser(w.ctx, w.admin, w.memA) }, nil, false},
+		{"reactivate: manager", func(w *world) error { return w.svc.ReactivateUser(w.ctx, w.mgrA, w.memA) }, iam.ErrForbidden, false},
 		{"operations: platformadmin", func(w *world) error { return w.svc.CheckOperations(w.ctx, w.pa2) }, nil, true},
 		{"operations: manager", func(w *world) error { return w.svc.CheckOperations(w.ctx, w.mgrA) }, iam.ErrForbidden, true},
 	}

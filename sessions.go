@@ -78,7 +78,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (identity.T
 // Errors: ErrUnauthenticated for every refusal.
 func (s *Service) Authenticate(ctx context.Context, token string) (authz.UserID, error) {
 	var user authz.UserID
-	err := s.read(ctx, func(c *change) error {
+	err := s.read(ctx, audit.Event{}, func(c *change) error {
 		sess, err := c.ids.Session(ctx, identity.HashToken(token))
 		if err != nil {
 			return err

@@ -55,6 +55,13 @@ const (
 	// The Audit Log page itself: reading and exporting are recorded too.
 	AuditView   Action = "audit.view"
 	AuditExport Action = "audit.export"
+
+	// Views of the User Management page. The Service records their denied
+	// attempts (a Member asking for the member list, a Manager for another
+	// org's queue), like every other refused management attempt.
+	MembersView       Action = "members.view"       // Users by Organization
+	UsersView         Action = "users.view"         // All Users
+	RegistrationsView Action = "registrations.view" // Pending Approvals, and its count
 )
 
 var actions = []Action{
@@ -67,6 +74,7 @@ var actions = []Action{
 	PasswordResetRequest, PasswordResetIssue, PasswordResetComplete,
 	SessionLogin, SessionLogout,
 	AuditView, AuditExport,
+	MembersView, UsersView, RegistrationsView,
 }
 
 // Actions returns every valid Action, in the order of their declaration.

@@ -62,6 +62,9 @@ func TestActionNames(t *testing.T) {
 		audit.SessionLogout:         "session.logout",
 		audit.AuditView:             "audit.view",
 		audit.AuditExport:           "audit.export",
+		audit.MembersView:           "members.view",
+		audit.UsersView:             "users.view",
+		audit.RegistrationsView:     "registrations.view",
 	}
 	for a, name := range want {
 		if string(a) != name || a.String() != name {

@@ -44,6 +44,7 @@
 //	profile.password.change, password.reset.request, password.reset.issue,
 //	password.reset.complete, session.login, session.logout:   nil, nil
 //	audit.view, audit.export  -         if one  nil                         the filter used, e.g. {"action":"member.role.change"}
+//	members.view, users.view, registrations.view: recorded only when refused (outcome denied), nil, nil
 //
 // A password change or reset records that it happened, never the password,
 // its hash or a token: [Event.Validate] refuses any key naming a secret
