@@ -3,11 +3,13 @@ package iam_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/approval"
 	"github.com/kiops/iam/audit"
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/identity"
 )
 
 // TestSelfApproval: the approver of a registration is never its
@@ -80,5 +82,66 @@ func TestProfile(t *testing.T) {
 			t.Errorf("the audit history of a deleted account must stay: %+v", evs)
 		}
 		e.restartAgrees()
+	})
+}
+
+// TestLoginThrottle: repeated failures throttle an account whether or not
+// it exists, a correct password is then refused too until the delay
+// passes, and forgot-password requests never lock an account.
+func TestLoginThrottle(t *testing.T) {
+	forEachKind(t, func(t *testing.T, e *env) {
+		o := e.org("Seoul DC")
+		e.member("victim@example.com", o, authz.Member, 0)
+		for _, email := range []string{"victim@example.com", "ghost@example.com"} {
+			var last error
+			for range 6 {
+				_, last = e.svc.Login(e.ctx, email, "wrong passphrase here")
+			}
+			var te *identity.ThrottledError
+			if !errors.As(last, &te) || !errors.Is(last, iam.ErrUnauthenticated) {
+				t.Fatalf("%s: sixth failure: %v", email, last)
+			}
+		}
+		if _, err := e.svc.Login(e.ctx, "victim@example.com", pw); !errors.Is(err, iam.ErrUnauthenticated) {
+			t.Fatalf("right password while throttled: %v", err)
+		}
+		for range 10 {
+			e.must(e.svc.ForgotPassword(e.ctx, "victim@example.com"))
+			e.mail.next(t)
+		}
+		e.clock.Advance(16 * time.Minute)
+		if _, err := e.svc.Login(e.ctx, "victim@example.com", pw); err != nil {
+			t.Fatalf("after the delay: %v", err)
+		}
+	})
+}
+
+// TestAdminStartedReset: a Manager's reset of a member's password ends
+// the member's sessions and sends the token to the member, never to the
+// Manager.
+func TestAdminStartedReset(t *testing.T) {
+	forEachKind(t, func(t *testing.T, e *env) {
+		o := e.org("Seoul DC")
+		mgr := e.member("mgr@example.com", o, authz.Manager, 0)
+		u := e.member("forgetful@example.com", o, authz.Member, 0)
+		sess, err := e.svc.Login(e.ctx, "forgetful@example.com", pw)
+		e.must(err)
+		e.must(e.svc.StartPasswordReset(e.ctx, mgr, u, o))
+		msg := e.mail.next(t)
+		if msg.User != u || msg.Email != "forgetful@example.com" || !msg.ByAdmin {
+			t.Fatalf("reset message %+v", msg)
+		}
+		if _, err := e.svc.Authenticate(e.ctx, sess.Reveal()); !errors.Is(err, iam.ErrUnauthenticated) {
+			t.Errorf("the member's session survived: %v", err)
+		}
+		if _, err := e.svc.ResetPassword(e.ctx, msg.Token.Reveal(), "my own fresh passphrase"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Login(e.ctx, "forgetful@example.com", "my own fresh passphrase"); err != nil {
+			t.Errorf("login with the new password: %v", err)
+		}
+		if err := e.svc.StartPasswordReset(e.ctx, mgr, mgr, o); !errors.Is(err, iam.ErrForbidden) {
+			t.Errorf("a Manager resetting their own password through the admin path: %v", err)
+		}
 	})
 }
