@@ -1,0 +1,51 @@
+package iam
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/kiops/iam/authz"
+)
+
+// Guard returns the net/http middleware wired to this Service: requests
+// name their user with the module's own bearer sessions
+// ("Authorization: Bearer <token>", resolved by Authenticate), and checks
+// answer from the Service's engine. Change the returned Guard's fields to
+// plug another identity (a host's own JWT) or org resolver; see
+// authz.Guard.
+func (s *Service) Guard() *authz.Guard {
+	return &authz.Guard{Checker: s.engine, Identify: s.identifyBearer}
+}
+
+// identifyBearer resolves the request's bearer session token.
+func (s *Service) identifyBearer(r *http.Request) (authz.UserID, error) {
+	token, ok := BearerToken(r)
+	if !ok {
+		return "", errNoSession
+	}
+	return s.Authenticate(WithClientAddr(r.Context(), ClientIP(r)), token)
+}
+
+// BearerToken returns the token of the request's "Authorization: Bearer"
+// header (the scheme is case-insensitive, RFC 9110).
+func BearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// ClientIP returns the IP address of the request's direct peer, without
+// its port. It does not trust forwarding headers: a host behind a proxy it
+// trusts should resolve the client's address itself and pass it to
+// WithClientAddr.
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
