@@ -18,20 +18,9 @@ func (s *Service) accountChange(ctx context.Context, actor, target authz.UserID,
 	ev := audit.NewEvent(s.cfg.now(), actor, action)
 	ev.Target = target
 	return s.mutate(ctx, ev, func(c *change) error {
-		a, err := c.actor(actor)
+		p, err := c.parties(actor, target, "", rule)
 		if err != nil {
 			return err
-		}
-		p, err := c.person(target)
-		if err != nil {
-			return c.denyMissing(err)
-		}
-		t, err := c.target(p, "")
-		if err != nil {
-			return err
-		}
-		if err := rule(a.subject(""), t); err != nil {
-			return c.deny(err)
 		}
 		return fn(c, p)
 	})

@@ -188,6 +188,28 @@ func (c *change) actor(id authz.UserID) (person, error) {
 	return p, err
 }
 
+// parties reads actor and target in c's transaction and checks rule on
+// them in org o ("" for an account-wide operation). An unknown target and
+// a refusal are denials; it returns the target.
+func (c *change) parties(actor, target authz.UserID, o authz.OrgID, rule func(authz.Subject, authz.Target) error) (person, error) {
+	a, err := c.actor(actor)
+	if err != nil {
+		return person{}, err
+	}
+	p, err := c.person(target)
+	if err != nil {
+		return person{}, c.denyMissing(err)
+	}
+	t, err := c.target(p, o)
+	if err != nil {
+		return person{}, err
+	}
+	if err := rule(a.subject(o), t); err != nil {
+		return person{}, c.deny(err)
+	}
+	return p, nil
+}
+
 // subject is p as the management rules see them in org o.
 func (p person) subject(o authz.OrgID) authz.Subject {
 	m := p.orgs[o]

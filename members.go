@@ -135,20 +135,9 @@ func (s *Service) memberChange(ctx context.Context, actor, target authz.UserID, 
 	ev := audit.NewEvent(s.cfg.now(), actor, action)
 	ev.Target, ev.Org = target, org
 	return s.mutate(ctx, ev, func(c *change) error {
-		a, err := c.actor(actor)
+		p, err := c.parties(actor, target, org, rule)
 		if err != nil {
 			return err
-		}
-		p, err := c.person(target)
-		if err != nil {
-			return c.denyMissing(err)
-		}
-		t, err := c.target(p, org)
-		if err != nil {
-			return err
-		}
-		if err := rule(a.subject(org), t); err != nil {
-			return c.deny(err)
 		}
 		if _, err := c.ids.Org(ctx, org); err != nil {
 			return c.denyMissing(err)

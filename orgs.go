@@ -114,14 +114,7 @@ func (s *Service) RenameOrg(ctx context.Context, actor authz.UserID, org authz.O
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.OrgRename)
 	ev.Org = org
 	return s.mutate(ctx, ev, func(c *change) error {
-		a, err := c.actor(actor)
-		if err != nil {
-			return err
-		}
-		if err := authz.CanAdministerOrgs(a.subject(org)); err != nil {
-			return c.deny(err)
-		}
-		old, err := c.ids.Org(ctx, org)
+		old, err := c.orgAdmin(actor, org)
 		if err != nil {
 			return err
 		}
@@ -143,14 +136,7 @@ func (s *Service) DeleteOrg(ctx context.Context, actor authz.UserID, org authz.O
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.OrgDelete)
 	ev.Org = org
 	return s.mutate(ctx, ev, func(c *change) error {
-		a, err := c.actor(actor)
-		if err != nil {
-			return err
-		}
-		if err := authz.CanAdministerOrgs(a.subject(org)); err != nil {
-			return c.deny(err)
-		}
-		old, err := c.ids.Org(ctx, org)
+		old, err := c.orgAdmin(actor, org)
 		if err != nil {
 			return err
 		}
@@ -173,6 +159,23 @@ func (s *Service) DeleteOrg(ctx context.Context, actor authz.UserID, org authz.O
 		})
 		return c.event.SetChange(map[string]any{"name": old.Name, "members": len(users)}, nil)
 	})
+}
+
+// orgAdmin checks that actor may administer orgs and reads org: a refusal
+// and an unknown org are denials.
+func (c *change) orgAdmin(actor authz.UserID, org authz.OrgID) (identity.Org, error) {
+	a, err := c.actor(actor)
+	if err != nil {
+		return identity.Org{}, err
+	}
+	if err := authz.CanAdministerOrgs(a.subject(org)); err != nil {
+		return identity.Org{}, c.deny(err)
+	}
+	o, err := c.ids.Org(c.ctx, org)
+	if err != nil {
+		return identity.Org{}, c.denyMissing(err)
+	}
+	return o, nil
 }
 
 // Orgs lists organizations by name: every one for a PlatformAdmin, the

@@ -69,20 +69,9 @@ func (s *Service) StartPasswordReset(ctx context.Context, actor, target authz.Us
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.PasswordResetIssue)
 	ev.Target, ev.Org = target, org
 	err := s.record(ctx, ev, func(c *change) error {
-		a, err := c.actor(actor)
+		p, err := c.parties(actor, target, org, authz.CanResetPassword)
 		if err != nil {
 			return err
-		}
-		p, err := c.person(target)
-		if err != nil {
-			return c.denyMissing(err)
-		}
-		t, err := c.target(p, org)
-		if err != nil {
-			return err
-		}
-		if err := authz.CanResetPassword(a.subject(org), t); err != nil {
-			return c.deny(err)
 		}
 		if p.user.Status != identity.Active {
 			return c.deny(fmt.Errorf("%w: the account is deactivated", ErrConflict))
