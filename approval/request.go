@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/internal/textcheck"
 )
 
 // Bounds of the text a Request holds. Emails and names are snapshots of
@@ -227,7 +227,7 @@ func CleanReason(s string) (string, error) {
 	if n := utf8.RuneCountInString(s); n > MaxReasonLen {
 		return "", invalid("rejection reason", s, fmt.Sprintf("%d characters, at most %d allowed", n, MaxReasonLen))
 	}
-	if why := badText(s); why != "" {
+	if why := textcheck.Problem(s); why != "" {
 		return "", invalid("rejection reason", s, why)
 	}
 	return s, nil
@@ -242,38 +242,10 @@ func checkSnapshot(field, s string, max, n int) error {
 	if n > max {
 		return invalid(field, s, fmt.Sprintf("longer than %d", max))
 	}
-	if why := badText(s); why != "" {
+	if why := textcheck.Problem(s); why != "" {
 		return invalid(field, s, why)
 	}
 	return nil
-}
-
-// badText says what is wrong with text shown to people, or "".
-func badText(s string) string {
-	if !utf8.ValidString(s) {
-		return "not valid UTF-8"
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return "contains a control character"
-		}
-		if isBidiControl(r) {
-			return "contains a bidirectional formatting character"
-		}
-	}
-	return ""
-}
-
-// isBidiControl reports the characters that reorder displayed text
-// (Trojan Source, CVE-2021-42574).
-func isBidiControl(r rune) bool {
-	switch {
-	case r == '\u061c', r == '\u200e', r == '\u200f':
-		return true
-	case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
-		return true
-	}
-	return false
 }
 
 // stamp is t as requests store times: UTC, whole microseconds, no

@@ -8,10 +8,10 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/internal/textcheck"
 )
 
 // Bounds of an event's fields. Events are records of what happened, not a
@@ -181,7 +181,7 @@ func oneLine(s string, n int) string {
 		if n == 0 {
 			break
 		}
-		if unicode.IsControl(r) || isBidiControl(r) {
+		if textcheck.Unsafe(r) {
 			r = ' '
 		}
 		b.WriteRune(r)
@@ -226,7 +226,7 @@ func (e Event) Validate() error {
 	case len(e.ClientAddr) > MaxClientAddrLen:
 		return invalid("audit client address", e.ClientAddr, fmt.Sprintf("longer than %d bytes", MaxClientAddrLen))
 	}
-	if why := badText(e.ClientAddr); why != "" {
+	if why := textcheck.Problem(e.ClientAddr); why != "" {
 		return invalid("audit client address", e.ClientAddr, why)
 	}
 	switch {
@@ -237,7 +237,7 @@ func (e Event) Validate() error {
 	case utf8.RuneCountInString(e.Reason) > MaxReasonLen:
 		return invalid("audit reason", e.Reason, fmt.Sprintf("longer than %d characters", MaxReasonLen))
 	}
-	if why := badText(e.Reason); why != "" {
+	if why := textcheck.Problem(e.Reason); why != "" {
 		return invalid("audit reason", e.Reason, why)
 	}
 	if err := checkChange("audit event before", e.Before); err != nil {
@@ -321,34 +321,6 @@ func secretKey(k string) bool {
 		if strings.Contains(k, w) {
 			return true
 		}
-	}
-	return false
-}
-
-// badText says what is wrong with a one-line text field, or "".
-func badText(s string) string {
-	if !utf8.ValidString(s) {
-		return "not valid UTF-8"
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return "contains a control character"
-		}
-		if isBidiControl(r) {
-			return "contains a bidirectional formatting character"
-		}
-	}
-	return ""
-}
-
-// isBidiControl reports the characters that reorder displayed text
-// (Trojan Source, CVE-2021-42574).
-func isBidiControl(r rune) bool {
-	switch {
-	case r == '\u061c', r == '\u200e', r == '\u200f':
-		return true
-	case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
-		return true
 	}
 	return false
 }
