@@ -1,0 +1,300 @@
+// Command apiserver is a KIOPS-style JSON API over the whole of KIOPS IAM:
+// the example of how a KIOPS service integrates the module. It shows
+//
+//   - wiring: a *gorm.DB (an SQLite file by default, or PostgreSQL) into
+//     iam.New, the first PlatformAdmin bootstrapped at start, a Notifier
+//     for password-reset tokens;
+//   - the middleware of package authz on a standard http.ServeMux (Go 1.22
+//     patterns): every route but the public ones behind
+//     guard.Authenticate (bearer session tokens), the sample feature pages
+//     behind guard.RequireCategories, the operations screens behind
+//     guard.RequirePlatformAdmin;
+//   - management routes that call the Service, which applies the "Who may
+//     do what" rules itself, with errors turned into RFC 9457 problem
+//     bodies in one place (authz.WriteError).
+//
+// Run it:
+//
+//	go run ./examples/apiserver                        # 127.0.0.1:8080, ./kiops-iam.db
+//	IAM_ADMIN_EMAIL=ada@example.com IAM_ADMIN_PASSWORD='a long passphrase' go run ./examples/apiserver
+//	go run ./examples/apiserver --db 'postgres://user@127.0.0.1:5432/iam?sslmode=disable' --addr :8080
+//
+// Flags: --addr, --db (sqlite:PATH or a postgres:// URL), --admin-email,
+// --admin-password and --admin-name (or IAM_ADMIN_EMAIL,
+// IAM_ADMIN_PASSWORD, IAM_ADMIN_NAME). The administrator is created only
+// when the platform has no PlatformAdmin yet; without --admin-email, such
+// a platform gets admin@localhost with a random password, printed once to
+// stderr. SIGINT or SIGTERM shut the server down gracefully.
+//
+// The example sends no mail: password-reset tokens are printed to stderr,
+// clearly labelled, where a real host would mail them.
+//
+// # Routes
+//
+// Bodies are JSON objects (Content-Type: application/json, at most 64 KiB,
+// unknown fields refused); answers are JSON with snake_case fields, ids as
+// strings and RFC 3339 times; errors are application/problem+json. Role
+// names are "platform_admin", "manager" and "member"; categories are
+// arrays of "infra", "service", "backup", "device", "database", "vpn",
+// "audit".
+//
+//	GET    /healthz                                   liveness (public)
+//	POST   /v1/signup                                 {email, name, password, org_id}: 201 (public)
+//	POST   /v1/login                                  {email, password}: 200 {token} (public; 429 when throttled)
+//	POST   /v1/password-reset                         {email}: 202 whatever the email (public)
+//	POST   /v1/password-reset/confirm                 {token, new_password}: 200 {token} (public)
+//	POST   /v1/logout                                 204
+//	GET    /v1/me, PATCH /v1/me {name}                profile and memberships
+//	PUT    /v1/me/password                            {current_password, new_password}: 200 {token}
+//	DELETE /v1/me                                     {password}: 204
+//	GET    /v1/orgs, POST /v1/orgs {name}             list (all for a PlatformAdmin), create: 201
+//	GET, PATCH {name}, DELETE /v1/orgs/{org}
+//	GET    /v1/orgs/{org}/registrations               ?period=7d|30d|all&status=pending|approved|rejected|any, with pending_count
+//	POST   /v1/registrations/{id}/approve             204
+//	POST   /v1/registrations/{id}/reject              optional {reason}: 204
+//	GET    /v1/orgs/{org}/members
+//	PUT    /v1/orgs/{org}/members/{user}/role         {role}: 204
+//	PUT    /v1/orgs/{org}/members/{user}/categories   {categories: [...]}, the whole set: 204
+//	DELETE /v1/orgs/{org}/members/{user}              204
+//	POST   /v1/orgs/{org}/members/{user}/password-reset  202
+//	GET    /v1/users; DELETE /v1/users/{user}; POST /v1/users/{user}/deactivate, /reactivate
+//	GET    /v1/orgs/{org}/audit                       ?actor&target&action&outcome&since&until&limit&before
+//	GET    /v1/orgs/{org}/audit/export                ?format=csv|jsonl and the same filters
+//	GET    /v1/orgs/{org}/runtime|services|backups|devices|databases|vpn   sample feature pages
+//	DELETE /v1/orgs/{org}/devices/{device}            sample: needs device
+//	GET    /v1/ops/db-explorer, /v1/ops/db-monitoring PlatformAdmins only
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	iam "github.com/kiops/iam"
+)
+
+// config is what the flags set.
+type config struct {
+	addr          string
+	db            string
+	adminEmail    string
+	adminPassword string
+	adminName     string
+	// shutdownTimeout bounds how long shutdown waits for requests under way.
+	shutdownTimeout time.Duration
+	// listening, if set, is told the address the server listens on.
+	listening func(net.Addr)
+}
+
+func main() {
+	cfg := config{shutdownTimeout: 10 * time.Second}
+	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	flag.StringVar(&cfg.db, "db", "sqlite:kiops-iam.db", "database: sqlite:PATH or a postgres:// URL")
+	flag.StringVar(&cfg.adminEmail, "admin-email", "", "email of the first PlatformAdmin, created when none exists (or IAM_ADMIN_EMAIL)")
+	flag.StringVar(&cfg.adminPassword, "admin-password", "", "password of the first PlatformAdmin (or IAM_ADMIN_PASSWORD, which other users cannot see in ps)")
+	flag.StringVar(&cfg.adminName, "admin-name", "", `display name of the first PlatformAdmin (or IAM_ADMIN_NAME; default "Platform Admin")`)
+	flag.Parse()
+	// Read after parsing, so that -help never prints a password.
+	for _, f := range []struct {
+		dst *string
+		env string
+	}{{&cfg.adminEmail, "IAM_ADMIN_EMAIL"}, {&cfg.adminPassword, "IAM_ADMIN_PASSWORD"}, {&cfg.adminName, "IAM_ADMIN_NAME"}} {
+		if *f.dst == "" {
+			*f.dst = os.Getenv(f.env)
+		}
+	}
+	if cfg.adminName == "" {
+		cfg.adminName = "Platform Admin"
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(ctx, cfg, os.Stderr, log); err != nil {
+		log.Error("apiserver: " + err.Error())
+		os.Exit(1)
+	}
+}
+
+// run serves the API until ctx ends, then shuts down gracefully. Messages
+// meant for the operator (the generated password, reset tokens) go to
+// console; opts are extra Service options (tests use them).
+func run(ctx context.Context, cfg config, console io.Writer, log *slog.Logger, opts ...iam.Option) error {
+	if (cfg.adminEmail == "") != (cfg.adminPassword == "") {
+		return errors.New("give both --admin-email and --admin-password (or IAM_ADMIN_EMAIL and IAM_ADMIN_PASSWORD), or neither")
+	}
+	db, err := openDB(cfg.db)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	opts = append([]iam.Option{iam.WithNotifier(&consoleNotifier{w: console}), iam.WithLogger(log)}, opts...)
+	svc, err := iam.New(ctx, db, opts...)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	if err := bootstrap(ctx, svc, cfg, console, log); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           NewHandler(svc, WithLogger(log)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// No WriteTimeout: audit exports stream for as long as they take.
+	}
+	log.Info("apiserver: serving", "addr", "http://"+ln.Addr().String(), "db", redactDSN(cfg.db))
+	if cfg.listening != nil {
+		cfg.listening(ln.Addr())
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("apiserver: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// defaultAdminEmail is the email of the PlatformAdmin created with a
+// random password when no --admin-email is given.
+const defaultAdminEmail = "admin@localhost"
+
+// bootstrap makes sure the platform has a PlatformAdmin. The Service has no
+// "does one exist" query: Bootstrap refuses with ErrConflict when one does,
+// which is the normal case on every start but the first.
+func bootstrap(ctx context.Context, svc *iam.Service, cfg config, console io.Writer, log *slog.Logger) error {
+	email, password, generated := cfg.adminEmail, cfg.adminPassword, false
+	if email == "" {
+		email, password, generated = defaultAdminEmail, randomPassword(), true
+	}
+	_, err := svc.Bootstrap(ctx, email, cfg.adminName, password)
+	switch {
+	case errors.Is(err, iam.ErrConflict):
+		if !generated {
+			log.Info("apiserver: the platform has a PlatformAdmin already; --admin-email is not used")
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("bootstrapping the first PlatformAdmin: %w", err)
+	case generated:
+		fmt.Fprintf(console, `
+=====================================================================
+ KIOPS IAM apiserver: created the first PlatformAdmin
+   email:    %s
+   password: %s
+ The password is shown this once and stored only as a hash. Sign in
+ and change it (PUT /v1/me/password), or start a fresh database with
+ --admin-email and --admin-password.
+=====================================================================
+
+`, email, password)
+	default:
+		log.Info("apiserver: created the first PlatformAdmin", "email", email)
+	}
+	return nil
+}
+
+// randomPassword returns 130 bits from crypto/rand as a passphrase of five
+// dash-separated groups.
+func randomPassword() string {
+	b := make([]byte, 17)
+	rand.Read(b) // never fails (crypto/rand documents it)
+	s := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:25]
+	return s[0:5] + "-" + s[5:10] + "-" + s[10:15] + "-" + s[15:20] + "-" + s[20:25]
+}
+
+// openDB opens the database of a --db value: "sqlite:PATH" (a file,
+// created if missing, in WAL mode; writers wait for each other) or a
+// postgres:// or postgresql:// URL.
+func openDB(spec string) (*gorm.DB, error) {
+	gcfg := &gorm.Config{Logger: logger.Discard}
+	switch {
+	case strings.HasPrefix(spec, "sqlite:"):
+		path := strings.TrimPrefix(spec, "sqlite:")
+		if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
+			return nil, fmt.Errorf("--db %q: want sqlite:PATH, a file path without ? or #", spec)
+		}
+		// A plain path, not a file: URI, so that '%' in it is not
+		// unescaped; the driver takes the parameters after '?'.
+		return gorm.Open(sqlite.Open(path+"?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate&_foreign_keys=1"), gcfg)
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return gorm.Open(postgres.Open(spec), gcfg)
+	}
+	return nil, fmt.Errorf("--db %q: want sqlite:PATH or a postgres:// URL", spec)
+}
+
+// redactDSN hides the password of a postgres:// URL for logging.
+func redactDSN(spec string) string {
+	if i := strings.Index(spec, "://"); i >= 0 {
+		if at := strings.LastIndex(spec, "@"); at > i {
+			if colon := strings.Index(spec[i+3:at], ":"); colon >= 0 {
+				return spec[:i+3+colon] + ":xxxxx" + spec[at:]
+			}
+		}
+	}
+	return spec
+}
+
+func closeDB(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		sqlDB.Close()
+	}
+}
+
+// consoleNotifier is the example's Notifier: it prints reset tokens to
+// the console, labelled, because the example sends no mail. A real host
+// implements iam.Notifier with its mailer and never prints or logs the
+// token.
+type consoleNotifier struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (n *consoleNotifier) PasswordReset(_ context.Context, m iam.ResetMessage) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	who := "requested on the login page"
+	if m.ByAdmin {
+		who = "started by a Manager or PlatformAdmin"
+	}
+	_, err := fmt.Fprintf(n.w, "[apiserver password reset: the example sends no mail; a real host mails this] to %s <%s> (%s), %s: token %s (expires %s)\n",
+		m.Name, m.Email, m.User, who, m.Token.Reveal(), m.Expires.UTC().Format(time.RFC3339))
+	return err
+}

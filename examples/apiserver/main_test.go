@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/identity"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serve starts run on cfg in the background and returns the server's base
+// URL and a function that stops it (as SIGINT would) and returns run's
+// error.
+func serve(t *testing.T, cfg config, console io.Writer) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	addr := make(chan net.Addr, 1)
+	cfg.addr, cfg.shutdownTimeout = "127.0.0.1:0", 5*time.Second
+	cfg.listening = func(a net.Addr) { addr <- a }
+	done := make(chan error, 1)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- run(ctx, cfg, console, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t))) }()
+	select {
+	case a := <-addr:
+		return "http://" + a.String(), func() error { cancel(); return <-done }
+	case err := <-done:
+		cancel()
+		t.Fatalf("run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not start")
+	}
+	return "", nil
+}
+
+func login(t *testing.T, base, email, password string) int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	res, err := http.Post(base+"/v1/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestRun starts the program on a fresh SQLite file: it creates a
+// PlatformAdmin with a random password printed once, serves, and shuts
+// down cleanly; a second start on the same file creates nobody, whatever
+// the flags say.
+func TestRun(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "iam.db")
+	var console syncBuffer
+	base, stop := serve(t, config{db: db, adminName: "Platform Admin"}, &console)
+	res, err := http.Get(base + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+	m := regexp.MustCompile(`email: +(\S+)\n +password: +(\S+)`).FindStringSubmatch(console.String())
+	if m == nil {
+		t.Fatalf("no generated password on the console:\n%s", console.String())
+	}
+	if code := login(t, base, m[1], m[2]); code != 200 {
+		t.Errorf("login with the printed password: %d", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+
+	var again syncBuffer
+	base, stop = serve(t, config{db: db, adminEmail: "eve@example.com", adminPassword: "eve's own long passphrase", adminName: "Eve"}, &again)
+	if code := login(t, base, "eve@example.com", "eve's own long passphrase"); code != 401 {
+		t.Errorf("a second bootstrap created an account: login %d", code)
+	}
+	if code := login(t, base, m[1], m[2]); code != 200 {
+		t.Errorf("the first PlatformAdmin after a restart: login %d", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if strings.Contains(again.String(), "password:") {
+		t.Errorf("a restart printed a password:\n%s", again.String())
+	}
+}
+
+// TestRunFlags: the bootstrap flags come in pairs and --db names a known
+// kind of database.
+func TestRunFlags(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	for _, cfg := range []config{
+		{db: "sqlite:" + filepath.Join(dir, "a.db"), adminEmail: "ada@example.com"},
+		{db: "sqlite:" + filepath.Join(dir, "b.db"), adminPassword: "a long passphrase"},
+		{db: "mysql://localhost/iam"},
+		{db: "sqlite:"},
+		{db: "sqlite:" + filepath.Join(dir, "c.db") + "?mode=ro"},
+		{db: "sqlite:" + filepath.Join(dir, "d.db"), adminEmail: "ada@example.com", adminPassword: "password", adminName: "Ada"},
+	} {
+		cfg.addr = "127.0.0.1:0"
+		if err := run(t.Context(), cfg, io.Discard, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t))); err == nil {
+			t.Errorf("run(%+v) started", cfg)
+		}
+	}
+	if got := redactDSN("postgres://iam:s3cret@db:5432/iam"); got != "postgres://iam:xxxxx@db:5432/iam" {
+		t.Errorf("redactDSN: %s", got)
+	}
+}
