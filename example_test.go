@@ -116,7 +116,7 @@ func ExampleService_ChangeRole() {
 	// Output:
 	// <nil>
 	// authz: nobody may change their own role
-	// authz: forbidden: a Manager may assign only the Member and Manager roles
+	// authz: a Manager may assign only the Member and Manager roles
 }
 
 func ExampleService_Login() {

@@ -166,7 +166,7 @@ func (s *Service) ChangeRole(ctx context.Context, actor, target authz.UserID, or
 		func(a authz.Subject, t authz.Target) error { return authz.CanChangeRole(a, t, to) },
 		func(c *change, p person) error {
 			m := p.orgs[org]
-			before := map[string]any{"role": m.Role, "platformadmin": p.admin}
+			before := map[string]any{"role": roleField(m.Role), "platformadmin": p.admin}
 			if to == authz.PlatformAdmin {
 				if err := c.tx.SetPlatformAdmin(target, true); err != nil {
 					return err
@@ -186,6 +186,15 @@ func (s *Service) ChangeRole(ctx context.Context, actor, target authz.UserID, or
 			}
 			return c.event.SetChange(before, map[string]any{"role": m.Role, "platformadmin": to == authz.PlatformAdmin})
 		})
+}
+
+// roleField describes an org role in an audit event: its name, or null
+// for none.
+func roleField(r authz.Role) any {
+	if r == authz.RoleNone {
+		return nil
+	}
+	return r
 }
 
 // SetCategories replaces target's categories in org with cats: the Save of
@@ -230,6 +239,6 @@ func (s *Service) RemoveMember(ctx context.Context, actor, target authz.UserID, 
 				return err
 			}
 			c.apply(func(e *authz.Engine) error { return e.RemoveMembership(target, org) })
-			return c.event.SetChange(map[string]any{"role": m.Role, "categories": m.Categories.Slice()}, nil)
+			return c.event.SetChange(map[string]any{"role": roleField(m.Role), "categories": m.Categories.Slice()}, nil)
 		})
 }

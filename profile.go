@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/kiops/iam/audit"
 	"github.com/kiops/iam/authz"
@@ -60,9 +61,10 @@ func (s *Service) ChangeName(ctx context.Context, actor authz.UserID, name strin
 // ends every session and outstanding reset token of actor, and returns a
 // fresh session token so that the person stays logged in where they are.
 //
-// Errors: ErrUnauthenticated for a wrong current password (throttled like
-// a login) or an inactive actor; ErrInvalid for an unacceptable new
-// password (an *identity.PasswordError says why).
+// Errors: ErrForbidden for a wrong current password (throttled like a
+// login: an *identity.ThrottledError then); ErrUnauthenticated for an
+// inactive actor; ErrInvalid for an unacceptable new password (an
+// *identity.PasswordError says why).
 func (s *Service) ChangePassword(ctx context.Context, actor authz.UserID, current, next string) (identity.Token, error) {
 	var tok identity.Token
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfilePasswordChange)
@@ -84,6 +86,10 @@ func (s *Service) ChangePassword(ctx context.Context, actor authz.UserID, curren
 	return tok, err
 }
 
+// errWrongPassword refuses an action confirmed with a wrong password. It
+// is not ErrUnauthenticated: the session is fine, the confirmation is not.
+var errWrongPassword = fmt.Errorf("%w: the password you entered is wrong", ErrForbidden)
+
 // verifyOwnPassword checks a password a person gave to confirm an action,
 // throttled like a login.
 func (s *Service) verifyOwnPassword(ctx context.Context, u identity.User, password string) error {
@@ -93,7 +99,7 @@ func (s *Service) verifyOwnPassword(ctx context.Context, u identity.User, passwo
 	}
 	ok, err := s.hasher.Verify(u.PasswordHash, password)
 	if err != nil || !ok {
-		return errBadLogin
+		return errWrongPassword
 	}
 	s.throttle.Succeeded(u.Email, addr)
 	return nil
@@ -123,9 +129,9 @@ func (c *change) setPassword(s *Service, u identity.User, password string) (iden
 // DeleteAccount deletes actor's own account; it needs their password. The
 // last PlatformAdmin and the last Manager of an org cannot.
 //
-// Errors: ErrUnauthenticated for a wrong password or an inactive actor;
-// ErrLastPlatformAdmin; ErrLastManager. Refusals are recorded as denied
-// attempts.
+// Errors: ErrForbidden for a wrong password; ErrUnauthenticated for an
+// inactive actor; ErrLastPlatformAdmin; ErrLastManager. Refusals are
+// recorded as denied attempts.
 func (s *Service) DeleteAccount(ctx context.Context, actor authz.UserID, password string) error {
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfileDelete)
 	ev.Target = actor

@@ -62,7 +62,7 @@ func TestProfile(t *testing.T) {
 		}
 
 		before := e.snap()
-		if err := e.svc.DeleteAccount(e.ctx, u, "not my passphrase at all"); !errors.Is(err, iam.ErrUnauthenticated) {
+		if err := e.svc.DeleteAccount(e.ctx, u, "not my passphrase at all"); !errors.Is(err, iam.ErrForbidden) {
 			t.Fatalf("delete with a wrong password: %v", err)
 		}
 		e.unchanged(before, 1)

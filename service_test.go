@@ -322,7 +322,7 @@ func TestPasswordAndTokenRules(t *testing.T) {
 			if _, err := e.svc.ResetPassword(e.ctx, reset.Token.Reveal(), "one more passphrase ok"); !errors.Is(err, iam.ErrUnauthenticated) {
 				t.Errorf("reset token survived: %v", err)
 			}
-			if _, err := e.svc.ChangePassword(e.ctx, id, "wrong current password", "whatever passphrase"); !errors.Is(err, iam.ErrUnauthenticated) {
+			if _, err := e.svc.ChangePassword(e.ctx, id, "wrong current password", "whatever passphrase"); !errors.Is(err, iam.ErrForbidden) {
 				t.Errorf("wrong current password: %v", err)
 			}
 		})

@@ -299,7 +299,7 @@ func TestDenialReason(t *testing.T) {
 		{"insufficient permissions", &authz.InsufficientPermissionsError{Org: org, Required: authz.NewCategorySet(authz.VPN, authz.Audit), Missing: authz.NewCategorySet(authz.Audit)}, "insufficient permissions: missing audit"},
 		{"invalid input", fmt.Errorf("iam: %w", &authz.InvalidError{Field: "role", Value: "hunter2 my password", Reason: "want member or manager"}), "invalid role: want member or manager"},
 		{"invalid with control characters", &authz.InvalidError{Field: "x\ny", Reason: "z\u202e"}, "invalid x y: z "},
-		{"a rule's plain refusal", fmt.Errorf("iam: %w", authz.CanAdministerOrgs(authz.Subject{User: authz.NewUserID(), Role: authz.Manager})), "forbidden: only a PlatformAdmin may do this"},
+		{"a rule's plain refusal", fmt.Errorf("iam: %w", authz.CanAdministerOrgs(authz.Subject{User: authz.NewUserID(), Role: authz.Manager})), "only a PlatformAdmin may do this"},
 		{"forbidden", fmt.Errorf("iam: %w: internal detail 10.0.0.7", authz.ErrForbidden), "forbidden"},
 		{"not found", fmt.Errorf("gorm: record not found in users: %w", authz.ErrNotFound), "not found"},
 		{"conflict", fmt.Errorf("%w: already pending", authz.ErrConflict), "conflict"},

@@ -108,6 +108,6 @@ func ExampleScope() {
 	fmt.Println("PlatformAdmin:", f.AllOrgs)
 	// Output:
 	// false 1 true <nil>
-	// authz: forbidden: viewing the audit log needs the audit category
+	// authz: viewing the audit log needs the audit category
 	// PlatformAdmin: true
 }

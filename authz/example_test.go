@@ -76,8 +76,8 @@ func ExampleCanChangeRole() {
 	fmt.Println(authz.CanChangeRole(manager, authz.Target{Subject: manager}, authz.Member))
 	// Output:
 	// <nil>
-	// authz: forbidden: a Manager may assign only the Member and Manager roles
-	// authz: forbidden: a Manager cannot manage a PlatformAdmin
+	// authz: a Manager may assign only the Member and Manager roles
+	// authz: a Manager cannot manage a PlatformAdmin
 	// authz: nobody may change their own role
 }
 

@@ -74,8 +74,6 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "%s %v", u, d.Reason)
 })
 
-type route struct{ method, path string }
-
 // mux builds the same routes on the standard ServeMux and on chi (whose
 // org comes from chi's URL parameter through the pluggable Org resolver).
 func routers(c *cast, g *authz.Guard) map[string]http.Handler {
@@ -213,9 +211,9 @@ func TestProblemFor(t *testing.T) {
 		detail string
 	}{
 		{authz.ErrUnauthenticated, 401, "unauthenticated"},
-		{fmt.Errorf("gormstore: decide request: %w", fmt.Errorf("%w: this request was already approved", authz.ErrConflict)), 409, "conflict: this request was already approved"},
+		{fmt.Errorf("gormstore: decide request: %w", fmt.Errorf("%w: this request was already approved", authz.ErrConflict)), 409, "this request was already approved"},
 		{authz.ErrLastManager, 409, strings.TrimPrefix(authz.ErrLastManager.Error(), "authz: ")},
-		{fmt.Errorf("iam: %w", authz.CanAdministerOrgs(authz.Subject{User: authz.NewUserID(), Role: authz.Member})), 403, "forbidden: only a PlatformAdmin may do this"},
+		{fmt.Errorf("iam: %w", authz.CanAdministerOrgs(authz.Subject{User: authz.NewUserID(), Role: authz.Member})), 403, "only a PlatformAdmin may do this"},
 		{fmt.Errorf("gormstore: user: %w", authz.ErrNotFound), 404, "not found"},
 		{&authz.InvalidError{Field: "role", Value: "root", Reason: "want member or manager"}, 422, "invalid role: want member or manager"},
 		{errors.New("pq: password authentication failed for user app at 10.0.0.3"), 500, "The request could not be completed. Try again later."},

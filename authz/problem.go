@@ -92,11 +92,23 @@ func publicDetail(err error) string {
 		msg := e.Error()
 		for _, p := range publicPrefixes {
 			if strings.HasPrefix(msg, p) {
-				return strings.TrimPrefix(msg, p)
+				return withoutKind(strings.TrimPrefix(msg, p))
 			}
 		}
 	}
 	return ""
+}
+
+// withoutKind drops a leading error kind ("conflict: this request was
+// already approved"): the problem's title says the kind already.
+func withoutKind(msg string) string {
+	for _, k := range kindStatus {
+		word := strings.TrimPrefix(k.kind.Error(), "authz: ")
+		if rest, ok := strings.CutPrefix(msg, word+": "); ok {
+			return rest
+		}
+	}
+	return msg
 }
 
 // chain yields err and the errors it wraps, depth first.

@@ -99,8 +99,9 @@ var (
 	errResetOwnPassword  = forbidden("change your own password from your profile")
 )
 
-// forbidden returns a plain refusal, worded like a wrapped ErrForbidden.
-func forbidden(why string) error { return &RuleError{ErrForbidden.Error() + ": " + why, ErrForbidden} }
+// forbidden returns a plain refusal: its message is the rule, its kind
+// ErrForbidden, like the named rules above.
+func forbidden(why string) error { return &RuleError{"authz: " + why, ErrForbidden} }
 
 // CanAdministerOrgs reports whether actor may create, rename or delete an
 // org: only a PlatformAdmin may. Otherwise it returns ErrForbidden, whatever

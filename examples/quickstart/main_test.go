@@ -28,7 +28,7 @@ func TestQuickstart(t *testing.T) {
 		`Mina +Busan Lab +infra +DENIED +not a member of the org`,
 		`Joon +Seoul DC +infra,backup,database +DENIED +Insufficient permissions: ask your Manager for backup,database`,
 		`Hana +Busan Lab +audit +DENIED +Insufficient permissions: ask your Manager for audit`,
-		`refused: authz: forbidden: a Manager may assign only the Member and Manager roles`,
+		`refused: authz: a Manager may assign only the Member and Manager roles`,
 		`refused: authz: nobody may change their own role`,
 		`Joon +Seoul DC +database +allowed +Manager of the org`,
 		`Hana +Seoul DC +audit +DENIED +not a member of the org`,
