@@ -69,8 +69,34 @@
 //
 // An event reads back exactly as it was appended: Time in UTC whole
 // microseconds, Before and After byte for byte, as encoding/json wrote
-// them (struct fields in order, map keys sorted). The hash chain,
-// verification and export of the log build on that.
+// them (struct fields in order, map keys sorted). The hash chain and
+// its verification build on that.
+//
+// # Tamper evidence
+//
+// The log is a hash chain. Every event carries PrevHash, the Hash of the
+// event appended before it ([Genesis] for the first), and its own Hash:
+//
+//	Hash = SHA-256("kiops-iam-audit/v1" || PrevHash || canonical encoding)
+//
+// where the canonical encoding ([AppendCanonical]) is the version string
+// and then the id, the time (RFC 3339 UTC, six fractional digits), actor,
+// action, target, org, client address, outcome, reason, before and after,
+// each preceded by its length as 4 big-endian bytes. A [Store] sets both
+// fields in [Store.Append], under the same exclusion that orders the IDs,
+// so concurrent writers and replicas never fork the chain.
+//
+// [Verify] walks the log oldest first and reports the first broken event
+// in a [Break]: its ID and the [Problem]. Editing any field of an event
+// is [Changed] at that event; deleting one is [Unlinked] at the one after
+// it; inserting one, or moving one elsewhere, is Changed or Unlinked at it
+// or the one after it. Cutting off the tail leaves a valid shorter chain,
+// so export a [Checkpoint] (the head's ID and Hash at a time) now and
+// then and keep it apart from the database: [VerifyWithCheckpoint] reports
+// a log that no longer holds it ([Truncated], or [Rewritten] when the
+// event is there with another hash). The chain has no key: someone who
+// can rewrite the whole database can recompute it, which is what the
+// checkpoints kept elsewhere guard against.
 //
 // # Errors and concurrency
 //

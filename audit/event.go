@@ -70,6 +70,14 @@ type Event struct {
 	// name one.
 	Before json.RawMessage `json:"before,omitempty"`
 	After  json.RawMessage `json:"after,omitempty"`
+
+	// PrevHash and Hash chain the log (see ChainHash): PrevHash is the
+	// Hash of the event appended before this one (Genesis for the first),
+	// and Hash is ChainHash(PrevHash, this event). The Store sets both
+	// when it appends the event, under the same exclusion that orders IDs,
+	// so the chain never forks; they are zero until then.
+	PrevHash Hash `json:"prev_hash,omitzero"`
+	Hash     Hash `json:"hash,omitzero"`
 }
 
 // NewEvent returns an event of action by actor, with outcome Success and
@@ -205,8 +213,9 @@ func oneLine(s string, n int) string {
 //
 // "Text" is valid UTF-8 without control or bidirectional-formatting
 // characters, so a field is one line in logs and exports. Validate does
-// not look at ID. Anything else is an *authz.InvalidError matching
-// authz.ErrInvalid, which never repeats Before or After.
+// not look at ID, PrevHash and Hash, which the Store sets. Anything else
+// is an *authz.InvalidError matching authz.ErrInvalid, which never
+// repeats Before or After.
 func (e Event) Validate() error {
 	switch {
 	case e.Time.IsZero():

@@ -16,9 +16,15 @@ import "context"
 // malformed input (nothing is written), and otherwise a storage failure,
 // which the Service treats as a failure to act and rolls back.
 type Store interface {
-	// Append stores e, a new event, and returns it with its ID set. e.ID
-	// must be zero and e.Validate must accept e, else Append returns an
-	// error matching authz.ErrInvalid and stores nothing. The ID is
+	// Append stores e, a new event, and returns it with its ID, PrevHash
+	// and Hash set. e.ID, e.PrevHash and e.Hash must be zero and
+	// e.Validate must accept e, else Append returns an error matching
+	// authz.ErrInvalid and stores nothing. Appends are chained (see
+	// ChainHash): PrevHash is the Hash of the event with the greatest ID
+	// before e's (Genesis for the first), decided under the same
+	// exclusion that orders the IDs, so that concurrent appends, from
+	// several goroutines or replicas, never fork the chain and the log
+	// read oldest first passes Verify. The ID is
 	// positive and greater than that of every event appended before
 	// (IDs need not be consecutive). Every field reads back equal: Time
 	// as the same instant, and Before and After byte for byte (store

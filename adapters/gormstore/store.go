@@ -24,11 +24,14 @@
 // user; iam_sessions and iam_reset_tokens, keyed by the SHA-256 of the
 // token; iam_registration_requests, with a partial unique index admitting
 // one pending request per person and org; iam_audit_events, with an
-// auto-incrementing id and Before and After as text, read back byte for
-// byte. Times are stored in UTC, truncated to whole microseconds, so that
-// they compare as instants on SQLite too. Every statement uses constant
-// SQL text with bound parameters; tenant conditions are explicit
-// (org_id = ?), never struct conditions.
+// auto-incrementing id, Before and After as text, read back byte for
+// byte, and the hash chain's prev_hash (unique, so the chain cannot fork)
+// and hash, as hex. [Store.AuditChain] streams the log oldest first,
+// [Store.VerifyAudit] verifies it, and [Store.AuditHead] reads a
+// checkpoint of its head. Times are stored in UTC, truncated to whole
+// microseconds, so that they compare as instants on SQLite too. Every
+// statement uses constant SQL text with bound parameters; tenant
+// conditions are explicit (org_id = ?), never struct conditions.
 //
 // # Writes are absolute and verified
 //
@@ -65,7 +68,8 @@
 // more advisory locks held until the transaction ends: one per user while
 // a reset token is issued (so the newest voids the others), and one for
 // the whole audit log while an event is appended (so events commit in the
-// order of their ids). Append the audit event last in a transaction.
+// order of their ids, each chained to the one committed before it).
+// Append the audit event last in a transaction.
 package gormstore
 
 import (

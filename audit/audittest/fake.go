@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
+	"slices"
 	"sync"
 
 	"github.com/kiops/iam/audit"
@@ -17,7 +19,8 @@ import (
 // Store is an in-memory audit.Store, in the spirit of database/sql's
 // fakedb: it keeps real state and honours the whole contract of
 // audit.Store (it passes Run), with one mutex around every method, so it
-// is safe for concurrent use. IDs start at 1. It has no transactions: each
+// is safe for concurrent use. IDs start at 1 and events are chained as
+// audit.Store requires. It has no transactions: each
 // Append takes effect at once, and contexts are not consulted. Every
 // error it returns itself matches authz.ErrInvalid. The zero Store is
 // not usable; call NewStore.
@@ -67,6 +70,9 @@ func (s *Store) Append(_ context.Context, e audit.Event) (audit.Event, error) {
 	if e.ID != 0 {
 		return audit.Event{}, fmt.Errorf("audittest: append: %w", &authz.InvalidError{Field: "audit event id", Value: fmt.Sprint(e.ID), Reason: "assigned by the store: leave it zero"})
 	}
+	if !e.PrevHash.IsZero() || !e.Hash.IsZero() {
+		return audit.Event{}, fmt.Errorf("audittest: append: %w", &authz.InvalidError{Field: "audit event hash", Value: e.Hash.String(), Reason: "set by the store: leave PrevHash and Hash zero"})
+	}
 	if err := e.Validate(); err != nil {
 		return audit.Event{}, fmt.Errorf("audittest: append: %w", err)
 	}
@@ -77,6 +83,11 @@ func (s *Store) Append(_ context.Context, e audit.Event) (audit.Event, error) {
 	s.mu.Lock()
 	e.ID = s.nextID
 	s.nextID++
+	prev := audit.Genesis()
+	if n := len(s.events); n > 0 {
+		prev = s.events[n-1].Hash
+	}
+	e.Link(prev)
 	s.events = append(s.events, e)
 	s.mu.Unlock()
 	return clone(e), nil
@@ -100,6 +111,32 @@ func (s *Store) Events(_ context.Context, f audit.Filter) ([]audit.Event, error)
 		}
 	}
 	return out, nil
+}
+
+// Chain yields every stored event oldest first (ID ascending), for
+// audit.Verify. It reads a snapshot taken when the iteration starts and
+// never yields an error.
+func (s *Store) Chain() iter.Seq2[audit.Event, error] {
+	return func(yield func(audit.Event, error) bool) {
+		s.mu.Lock()
+		es := slices.Clone(s.events)
+		s.mu.Unlock()
+		for _, e := range es {
+			if !yield(clone(e), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Tamper calls edit on the stored events, oldest first, under the
+// Store's lock: tests of verification change, delete, insert or reorder
+// them as an intruder with access to the storage would. edit returns the
+// new log. Tamper is safe for concurrent use.
+func (s *Store) Tamper(edit func([]audit.Event) []audit.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = edit(s.events)
 }
 
 // clone returns e with Before and After in memory of its own.

@@ -78,6 +78,25 @@ var mutants = map[string]struct {
 	}, nil), []string{"TimeRange"}},
 	"normalized-json": {func(s audit.Store) audit.Store { return compactJSON{s} }, []string{"RoundTrip"}},
 	"no-validation":   {func(s audit.Store) audit.Store { return noValidation{s} }, []string{"AppendRefusesInvalid"}},
+	"unlinked-chain":  {func(s audit.Store) audit.Store { return genesisOnly{s} }, []string{"Chain", "ConcurrentAppend"}},
+}
+
+// genesisOnly reads every event as if it were linked to Genesis: a store
+// that forks its chain at every append.
+type genesisOnly struct{ audit.Store }
+
+func (s genesisOnly) Events(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	es, err := s.Store.Events(ctx, f)
+	for i := range es {
+		es[i].Link(audit.Genesis())
+	}
+	return es, err
+}
+
+func (s genesisOnly) Append(ctx context.Context, e audit.Event) (audit.Event, error) {
+	e, err := s.Store.Append(ctx, e)
+	e.Link(audit.Genesis())
+	return e, err
 }
 
 func wallAsUTC(t time.Time) time.Time {

@@ -27,8 +27,10 @@ import (
 // and store nothing; every field reads back equal, Before and After byte
 // for byte; newest first by ID whatever the times say; every Filter field,
 // the scope by Orgs and AllOrgs, time bounds across time zones, the limit
-// and its default; and cursor pagination that stays stable while new
-// events arrive.
+// and its default; cursor pagination that stays stable while new events
+// arrive; and the hash chain: every appended event is linked to the one
+// before (PrevHash, Hash), also under concurrent appends, so that the
+// whole log read oldest first passes audit.Verify.
 func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 	t.Helper()
 	for _, tc := range suite {
@@ -59,6 +61,7 @@ var suite = []struct {
 	{"ConcurrentAppend", testConcurrentAppend},
 	{"InvalidFilter", testInvalidFilter},
 	{"NoSharedMemory", testNoSharedMemory},
+	{"Chain", testChain},
 }
 
 var all = audit.Filter{AllOrgs: true, Limit: audit.MaxLimit}
@@ -80,7 +83,10 @@ func add(t *testing.T, s audit.Store, e audit.Event) audit.Event {
 	if got.ID <= 0 {
 		t.Fatalf("Append assigned ID %d, want a positive one", got.ID)
 	}
-	e.ID = got.ID
+	if want := audit.ChainHash(got.PrevHash, got); got.PrevHash.IsZero() || got.Hash != want {
+		t.Fatalf("Append returned event %d with PrevHash %q and Hash %q, want Hash %q", got.ID, got.PrevHash, got.Hash, want)
+	}
+	e.ID, e.PrevHash, e.Hash = got.ID, got.PrevHash, got.Hash
 	checkEqual(t, "Append's result", got, e)
 	return got
 }
@@ -101,14 +107,15 @@ func checkEqual(t *testing.T, what string, got, want audit.Event) {
 	if got.ID != want.ID || !got.Time.Equal(want.Time) || got.Actor != want.Actor ||
 		got.Action != want.Action || got.Target != want.Target || got.Org != want.Org ||
 		got.ClientAddr != want.ClientAddr || got.Outcome != want.Outcome || got.Reason != want.Reason ||
-		!bytes.Equal(got.Before, want.Before) || !bytes.Equal(got.After, want.After) {
+		!bytes.Equal(got.Before, want.Before) || !bytes.Equal(got.After, want.After) ||
+		got.PrevHash != want.PrevHash || got.Hash != want.Hash {
 		t.Errorf("%s:\n\tgot  %s\n\twant %s", what, show(got), show(want))
 	}
 }
 
 func show(e audit.Event) string {
-	return fmt.Sprintf("{ID:%d Time:%s Actor:%s Action:%s Target:%s Org:%s ClientAddr:%q Outcome:%s Reason:%q Before:%q After:%q}",
-		e.ID, e.Time.Format(time.RFC3339Nano), e.Actor, e.Action, e.Target, e.Org, e.ClientAddr, e.Outcome, e.Reason, e.Before, e.After)
+	return fmt.Sprintf("{ID:%d Time:%s Actor:%s Action:%s Target:%s Org:%s ClientAddr:%q Outcome:%s Reason:%q Before:%q After:%q PrevHash:%s Hash:%s}",
+		e.ID, e.Time.Format(time.RFC3339Nano), e.Actor, e.Action, e.Target, e.Org, e.ClientAddr, e.Outcome, e.Reason, e.Before, e.After, e.PrevHash, e.Hash)
 }
 
 // checkIDs fails unless es are the events want, in that order.
@@ -159,6 +166,8 @@ func testAppendInvalid(t *testing.T, s audit.Store) {
 		edit func(*audit.Event)
 	}{
 		{"ID set", func(e *audit.Event) { e.ID = 7 }},
+		{"hash set", func(e *audit.Event) { e.Link(audit.Genesis()) }},
+		{"prev hash set", func(e *audit.Event) { e.PrevHash = audit.Genesis() }},
 		{"zero", func(e *audit.Event) { *e = audit.Event{} }},
 		{"no time", func(e *audit.Event) { e.Time = time.Time{} }},
 		{"nanoseconds", func(e *audit.Event) { e.Time = e.Time.Add(1) }},
@@ -459,6 +468,90 @@ func testConcurrentAppend(t *testing.T, s audit.Store) {
 		t.Fatalf("%d distinct IDs for %d appends", n, writers*each)
 	}
 	checkIDs(t, "Events", query(t, s, all), newestFirst(appended...)...)
+	// Concurrent appends never fork the chain.
+	res := verify(t, s)
+	if !res.OK() || res.Events != writers*each {
+		t.Errorf("Verify after concurrent appends = %+v (break %v), want %d intact events", res, res.Break, writers*each)
+	}
+}
+
+// log reads the whole log, oldest first, a page at a time.
+func log(t *testing.T, s audit.Store) []audit.Event {
+	t.Helper()
+	var es []audit.Event
+	f := all
+	for {
+		page := query(t, s, f)
+		es = append(es, page...)
+		if len(page) < f.Limit {
+			break
+		}
+		f.Before = page[len(page)-1].ID
+	}
+	slices.Reverse(es)
+	return es
+}
+
+// verify runs audit.Verify over the whole log.
+func verify(t *testing.T, s audit.Store) audit.VerifyResult {
+	t.Helper()
+	res, err := audit.Verify(seq(log(t, s)))
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	return res
+}
+
+func seq(es []audit.Event) func(func(audit.Event, error) bool) {
+	return func(yield func(audit.Event, error) bool) {
+		for _, e := range es {
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+func testChain(t *testing.T, s audit.Store) {
+	if res := verify(t, s); !res.OK() || res.Events != 0 || res.Head.ID != 0 || res.Head.Hash != audit.Genesis() {
+		t.Errorf("Verify of an empty log = %+v, want intact, no events, head Genesis", res)
+	}
+	var stored []audit.Event
+	for i := range 12 {
+		e := event(authz.NewOrgID(), audit.Actions()[i%len(audit.Actions())], base.Add(time.Duration(-i)*time.Minute))
+		if i%3 == 1 {
+			e.Deny(authz.ErrForbidden)
+		}
+		stored = append(stored, add(t, s, e))
+	}
+	for i, e := range stored {
+		prev := audit.Genesis()
+		if i > 0 {
+			prev = stored[i-1].Hash
+		}
+		if e.PrevHash != prev {
+			t.Errorf("event %d: PrevHash %s, want the Hash %s of the event appended before", e.ID, e.PrevHash, prev)
+		}
+	}
+	got := log(t, s)
+	checkIDs(t, "the log oldest first", got, stored...)
+	for i := range min(len(got), len(stored)) {
+		checkEqual(t, "event read back", got[i], stored[i])
+	}
+	res := verify(t, s)
+	last := stored[len(stored)-1]
+	if !res.OK() || res.Events != int64(len(stored)) || res.Head.ID != last.ID || res.Head.Hash != last.Hash {
+		t.Errorf("Verify = %+v (break %v), want %d intact events ending at %d", res, res.Break, len(stored), last.ID)
+	}
+	// A checkpoint of the head holds while the log grows.
+	cp := res.Head
+	more := add(t, s, event("", audit.SessionLogin, base))
+	if more.PrevHash != last.Hash {
+		t.Errorf("event %d after a verification: PrevHash %s, want %s", more.ID, more.PrevHash, last.Hash)
+	}
+	if res, err := audit.VerifyWithCheckpoint(seq(log(t, s)), cp); err != nil || !res.OK() || res.Head.ID != more.ID {
+		t.Errorf("VerifyWithCheckpoint = %+v, %v; want intact up to %d", res, err, more.ID)
+	}
 }
 
 func testInvalidFilter(t *testing.T, s audit.Store) {
