@@ -65,6 +65,20 @@
 // (logins, profile changes, account-wide operations) are visible to
 // PlatformAdmins only.
 //
+// # Export
+//
+// [Export] writes events, as an iter.Seq2 yields them, to an io.Writer in
+// a [Format] parsed strictly with [ParseFormat] ("csv" or "jsonl"):
+// [WriteCSV] (a header row, [CSVHeader], then one row per event) or
+// [WriteJSONLines] (one event per line, the Event's JSON encoding). Both
+// stream: one event in memory at a time, whatever the size of the log.
+// Times are RFC 3339 in UTC with six fractional digits; PrevHash and Hash
+// are exported too, so an export of the whole log, oldest first, passes
+// [Verify]. Every CSV cell that a spreadsheet would read as a formula
+// (starting with '=', '+', '-', '@', a tab or a carriage return), or that
+// starts with an apostrophe, gets an apostrophe in front ([EscapeCell]);
+// [UnescapeCell] gives the recorded value back exactly.
+//
 // # Determinism
 //
 // An event reads back exactly as it was appended: Time in UTC whole
