@@ -83,12 +83,8 @@ import (
 	"syscall"
 	"time"
 
-	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
-
 	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/internal/dbopen"
 )
 
 // config is what the flags set.
@@ -141,11 +137,11 @@ func run(ctx context.Context, cfg config, console io.Writer, log *slog.Logger, o
 	if (cfg.adminEmail == "") != (cfg.adminPassword == "") {
 		return errors.New("give both --admin-email and --admin-password (or IAM_ADMIN_EMAIL and IAM_ADMIN_PASSWORD), or neither")
 	}
-	db, err := openDB(cfg.db)
+	db, err := dbopen.Open(cfg.db)
 	if err != nil {
 		return err
 	}
-	defer closeDB(db)
+	defer dbopen.Close(db)
 	opts = append([]iam.Option{iam.WithNotifier(&consoleNotifier{w: console}), iam.WithLogger(log)}, opts...)
 	svc, err := iam.New(ctx, db, opts...)
 	if err != nil {
@@ -169,7 +165,7 @@ func run(ctx context.Context, cfg config, console io.Writer, log *slog.Logger, o
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// No WriteTimeout: audit exports stream for as long as they take.
 	}
-	log.Info("apiserver: serving", "addr", "http://"+ln.Addr().String(), "db", redactDSN(cfg.db))
+	log.Info("apiserver: serving", "addr", "http://"+ln.Addr().String(), "db", dbopen.Redact(cfg.db))
 	if cfg.listening != nil {
 		cfg.listening(ln.Addr())
 	}
@@ -238,44 +234,6 @@ func randomPassword() string {
 	rand.Read(b) // never fails (crypto/rand documents it)
 	s := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:25]
 	return s[0:5] + "-" + s[5:10] + "-" + s[10:15] + "-" + s[15:20] + "-" + s[20:25]
-}
-
-// openDB opens the database of a --db value: "sqlite:PATH" (a file,
-// created if missing, in WAL mode; writers wait for each other) or a
-// postgres:// or postgresql:// URL.
-func openDB(spec string) (*gorm.DB, error) {
-	gcfg := &gorm.Config{Logger: logger.Discard}
-	switch {
-	case strings.HasPrefix(spec, "sqlite:"):
-		path := strings.TrimPrefix(spec, "sqlite:")
-		if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
-			return nil, fmt.Errorf("--db %q: want sqlite:PATH, a file path without ? or #", spec)
-		}
-		// A plain path, not a file: URI, so that '%' in it is not
-		// unescaped; the driver takes the parameters after '?'.
-		return gorm.Open(sqlite.Open(path+"?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate&_foreign_keys=1"), gcfg)
-	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
-		return gorm.Open(postgres.Open(spec), gcfg)
-	}
-	return nil, fmt.Errorf("--db %q: want sqlite:PATH or a postgres:// URL", spec)
-}
-
-// redactDSN hides the password of a postgres:// URL for logging.
-func redactDSN(spec string) string {
-	if i := strings.Index(spec, "://"); i >= 0 {
-		if at := strings.LastIndex(spec, "@"); at > i {
-			if colon := strings.Index(spec[i+3:at], ":"); colon >= 0 {
-				return spec[:i+3+colon] + ":xxxxx" + spec[at:]
-			}
-		}
-	}
-	return spec
-}
-
-func closeDB(db *gorm.DB) {
-	if sqlDB, err := db.DB(); err == nil {
-		sqlDB.Close()
-	}
 }
 
 // consoleNotifier is the example's Notifier: it prints reset tokens to

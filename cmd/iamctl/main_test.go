@@ -1,0 +1,465 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gorm.io/gorm"
+
+	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/audit"
+	"github.com/kiops/iam/identity"
+	"github.com/kiops/iam/internal/dbopen"
+	"github.com/kiops/iam/internal/dbtest"
+)
+
+// result is what one run of iamctl did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+}
+
+// iamctl runs iamctl through run with args and stdin.
+func iamctl(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// oneErrorLine fails t unless r's stderr is exactly one line starting with
+// "iamctl".
+func oneErrorLine(t *testing.T, r result) {
+	t.Helper()
+	if !strings.HasPrefix(r.stderr, "iamctl") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Errorf("want one line starting with iamctl on stderr; %v", r)
+	}
+}
+
+// kind is a kind of database a --db string can name.
+type kind struct {
+	name string
+	// spec returns a --db value naming a new, empty database, and
+	// removes it in t.Cleanup.
+	spec func(t *testing.T) string
+}
+
+func sqliteSpec(t *testing.T) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "iam.db")
+}
+
+// postgresSpec creates a schema of its own on the server of
+// IAM_TEST_POSTGRES_DSN and returns that DSN with search_path set to it,
+// so that iamctl, given the string, reaches the same database.
+func postgresSpec(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv(dbtest.EnvPostgresDSN)
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Skipf("%s is not a postgres:// URL", dbtest.EnvPostgresDSN)
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	schema := "iamctl_" + hex.EncodeToString(b[:])
+	admin, err := dbopen.Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dbopen.Close(admin) })
+	// schema is made of hex digits: safe to splice into DDL.
+	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := admin.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE").Error; err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// kinds returns SQLite (a file) always, and PostgreSQL when
+// IAM_TEST_POSTGRES_DSN is set.
+func kinds(t *testing.T) []kind {
+	ks := []kind{{"sqlite-file", sqliteSpec}}
+	if os.Getenv(dbtest.EnvPostgresDSN) == "" {
+		t.Logf("%s is not set; skipping PostgreSQL", dbtest.EnvPostgresDSN)
+		return ks
+	}
+	return append(ks, kind{"postgres", postgresSpec})
+}
+
+// openDB opens the database of spec for the test to look at or tamper
+// with, closed in t.Cleanup.
+func openDB(t *testing.T, spec string) *gorm.DB {
+	t.Helper()
+	db, err := dbopen.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dbopen.Close(db) })
+	return db
+}
+
+// populate bootstraps a PlatformAdmin who creates orgs, for an audit log
+// of orgs+1 events, and returns the events' ids oldest first.
+func populate(t *testing.T, spec string, orgs int) []int64 {
+	t.Helper()
+	db := openDB(t, spec)
+	svc, err := iam.New(t.Context(), db, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	admin, err := svc.Bootstrap(t.Context(), "ada@example.com", "Ada", "a long enough passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range orgs {
+		if _, err := svc.CreateOrg(t.Context(), admin, fmt.Sprintf("Org %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return eventIDs(t, db)
+}
+
+func eventIDs(t *testing.T, db *gorm.DB) []int64 {
+	t.Helper()
+	var ids []int64
+	if err := db.Table("iam_audit_events").Order("id").Pluck("id", &ids).Error; err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestMigrateAndBootstrap(t *testing.T) {
+	// Not parallel: t.Setenv.
+	const password = "correct horse battery staple"
+	for _, k := range kinds(t) {
+		t.Run(k.name, func(t *testing.T) {
+			spec := k.spec(t)
+			for range 2 {
+				r := iamctl(t, "", "migrate", "--db", spec)
+				if r.code != 0 || !strings.Contains(r.stdout, "schema is up to date") || r.stderr != "" {
+					t.Fatalf("migrate: %v", r)
+				}
+			}
+
+			// From stdin, with the variable empty.
+			t.Setenv(envPassword, "")
+			r := iamctl(t, password+"\n", "bootstrap", "--db", spec, "--email", "ada@example.com", "--name", "Ada")
+			if r.code != 0 || !strings.Contains(r.stdout, "created the first PlatformAdmin ada@example.com") {
+				t.Fatalf("bootstrap from stdin: %v", r)
+			}
+			// Refused the second time, from the environment.
+			t.Setenv(envPassword, "another long passphrase")
+			r = iamctl(t, "", "bootstrap", "--db", spec, "--email", "bob@example.com")
+			if r.code != 1 || !strings.Contains(r.stderr, "already has a PlatformAdmin") || r.stdout != "" {
+				t.Errorf("second bootstrap: %v", r)
+			}
+			oneErrorLine(t, r)
+
+			// The administrator can log in with the password from stdin.
+			db := openDB(t, spec)
+			svc, err := iam.New(t.Context(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Close()
+			if _, err := svc.Login(t.Context(), "ada@example.com", password); err != nil {
+				t.Errorf("login with the password read from stdin: %v", err)
+			}
+
+			// From the environment, on a fresh database; stdin unread.
+			spec2 := k.spec(t)
+			t.Setenv(envPassword, password)
+			r = iamctl(t, "not this one\n", "bootstrap", "--db", spec2, "--email", "bob@example.com")
+			if r.code != 0 || !strings.Contains(r.stdout, "bob@example.com") {
+				t.Fatalf("bootstrap from env: %v", r)
+			}
+			db2 := openDB(t, spec2)
+			svc2, err := iam.New(t.Context(), db2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc2.Close()
+			if _, err := svc2.Login(t.Context(), "bob@example.com", password); err != nil {
+				t.Errorf("login with the password from the environment: %v", err)
+			}
+			t.Setenv(envPassword, "")
+			r = iamctl(t, password+"\n", "bootstrap", "--db", spec2, "--email", "carol@example.com")
+			if r.code != 1 || !strings.Contains(r.stderr, "already has a PlatformAdmin") {
+				t.Errorf("second bootstrap: %v", r)
+			}
+		})
+	}
+}
+
+func TestBootstrapRefusesBadInput(t *testing.T) {
+	// Not parallel: t.Setenv.
+	t.Setenv(envPassword, "")
+	spec := sqliteSpec(t)
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		code        int
+		want        string
+	}{
+		{"no password", "", nil, 1, "no password"},
+		{"empty line", "\n", nil, 1, "no password"},
+		{"short password", "tooshort\n", nil, 1, "unacceptable password"},
+		{"long line", strings.Repeat("x", 5000) + "\n", nil, 1, "too long"},
+		{"bad email", "a long enough passphrase\n", []string{"--email", "not an email"}, 1, "email"},
+		{"no email", "a long enough passphrase\n", []string{"--email", ""}, 2, "--email is required"},
+		{"password in argv", "", []string{"--password", "a long enough passphrase"}, 2, "flag provided but not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"bootstrap", "--db", spec, "--email", "ada@example.com"}, tc.args...)
+			r := iamctl(t, tc.stdin, args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("want exit %d and %q; %v", tc.code, tc.want, r)
+			}
+			oneErrorLine(t, r)
+			if strings.Contains(r.stderr, "tooshort") || strings.Contains(r.stderr, "passphrase") {
+				t.Errorf("the password is shown: %v", r)
+			}
+		})
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	t.Parallel()
+	for _, k := range kinds(t) {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			spec := k.spec(t)
+			ids := populate(t, spec, 5)
+			if len(ids) != 6 {
+				t.Fatalf("%d events, want 6", len(ids))
+			}
+			db := openDB(t, spec)
+
+			r := iamctl(t, "", "audit", "verify", "--db", spec)
+			var head string
+			if err := db.Raw("SELECT hash FROM iam_audit_events WHERE id = ?", ids[5]).Scan(&head).Error; err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("audit log intact: 6 events, head event %d hash %s\n", ids[5], head)
+			if r.code != 0 || r.stdout != want || r.stderr != "" {
+				t.Fatalf("verify: %v; want stdout %q", r, want)
+			}
+
+			// A checkpoint, to stdout and to a file.
+			r = iamctl(t, "", "audit", "checkpoint", "--db", spec)
+			if r.code != 0 {
+				t.Fatalf("checkpoint: %v", r)
+			}
+			var cp audit.Checkpoint
+			if err := json.Unmarshal([]byte(r.stdout), &cp); err != nil || cp.ID != ids[5] || cp.Hash.String() != head || cp.At.IsZero() {
+				t.Fatalf("checkpoint %q: %+v, %v", r.stdout, cp, err)
+			}
+			cpFile := filepath.Join(t.TempDir(), "checkpoint.json")
+			r = iamctl(t, "", "audit", "checkpoint", "--db", spec, "--out", cpFile)
+			if r.code != 0 || r.stdout != "" {
+				t.Fatalf("checkpoint --out: %v", r)
+			}
+			r = iamctl(t, "", "audit", "verify", "--db", spec, "--checkpoint", cpFile)
+			if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("holds checkpoint event %d", ids[5])) {
+				t.Fatalf("verify --checkpoint on the intact log: %v", r)
+			}
+
+			// Truncate the tail: the chain alone still verifies, the
+			// checkpoint does not.
+			if err := db.Exec("DELETE FROM iam_audit_events WHERE id >= ?", ids[4]).Error; err != nil {
+				t.Fatal(err)
+			}
+			r = iamctl(t, "", "audit", "verify", "--db", spec)
+			if r.code != 0 || !strings.Contains(r.stdout, "4 events") {
+				t.Errorf("verify after truncation, without checkpoint: %v", r)
+			}
+			r = iamctl(t, "", "audit", "verify", "--db", spec, "--checkpoint", cpFile)
+			if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("event %d: truncated", ids[5])) || r.stdout != "" {
+				t.Errorf("verify --checkpoint after truncation: %v", r)
+			}
+			oneErrorLine(t, r)
+
+			// Tamper with one field of the second event.
+			if err := db.Exec("UPDATE iam_audit_events SET reason = ? WHERE id = ?", "forged", ids[1]).Error; err != nil {
+				t.Fatal(err)
+			}
+			r = iamctl(t, "", "audit", "verify", "--db", spec)
+			if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("event %d: changed", ids[1])) || !strings.Contains(r.stderr, "1 event verified") {
+				t.Errorf("verify after tampering: %v", r)
+			}
+			oneErrorLine(t, r)
+		})
+	}
+}
+
+func TestAuditVerifyEmptyAndErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spec := "sqlite:" + filepath.Join(dir, "iam.db")
+
+	// A missing SQLite file is refused, not created.
+	for _, args := range [][]string{{"audit", "verify"}, {"audit", "checkpoint"}} {
+		r := iamctl(t, "", append(args, "--db", spec)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "no such file") {
+			t.Errorf("%v on a missing file: %v", args, r)
+		}
+		oneErrorLine(t, r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "iam.db")); !os.IsNotExist(err) {
+		t.Errorf("verify created the database: %v", err)
+	}
+
+	if r := iamctl(t, "", "migrate", "--db", spec); r.code != 0 {
+		t.Fatal(r)
+	}
+	r := iamctl(t, "", "audit", "verify", "--db", spec)
+	if r.code != 0 || !strings.Contains(r.stdout, "0 events, head event 0 hash "+audit.Genesis().String()) {
+		t.Errorf("verify on an empty log: %v", r)
+	}
+
+	for name, content := range map[string]string{
+		"not json":      "nope",
+		"unknown field": `{"id":1,"hash":"` + audit.Genesis().String() + `","extra":1}`,
+		"no hash":       `{"id":3}`,
+		"bad hash":      `{"id":3,"hash":"abc"}`,
+		"two values":    `{"id":0} {"id":0}`,
+	} {
+		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".json")
+		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := iamctl(t, "", "audit", "verify", "--db", spec, "--checkpoint", f)
+		if r.code != 1 || !strings.Contains(r.stderr, "--checkpoint") {
+			t.Errorf("%s: %v", name, r)
+		}
+		oneErrorLine(t, r)
+	}
+	r = iamctl(t, "", "audit", "verify", "--db", spec, "--checkpoint", filepath.Join(dir, "missing.json"))
+	if r.code != 1 {
+		t.Errorf("missing checkpoint file: %v", r)
+	}
+	oneErrorLine(t, r)
+
+	// A password in a --db URL never shows, even when connecting fails.
+	r = iamctl(t, "", "migrate", "--db", "postgres://iam:s3cretpw@127.0.0.1:1/iam?sslmode=disable&connect_timeout=2")
+	if r.code != 1 || strings.Contains(r.stdout+r.stderr, "s3cretpw") {
+		t.Errorf("unreachable postgres: %v", r)
+	}
+	oneErrorLine(t, r)
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"help"},
+		{"migrate", "--help"}, {"migrate", "-h"},
+		{"bootstrap", "--help"},
+		{"audit", "--help"},
+		{"audit", "verify", "--help"},
+		{"audit", "checkpoint", "--help"},
+		{"audit", "verify", "--db", "sqlite:x.db", "--help"},
+	} {
+		r := iamctl(t, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage") || r.stderr != "" {
+			t.Errorf("%v: %v", args, r)
+		}
+		if len(args) > 1 && args[0] != "audit" || len(args) > 2 {
+			if !strings.Contains(r.stdout, "-db") {
+				t.Errorf("%v: no flags listed: %v", args, r)
+			}
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"frobnicate"},
+		{"audit"},
+		{"audit", "frobnicate"},
+		{"migrate"},
+		{"migrate", "--db"},
+		{"migrate", "--nope"},
+		{"migrate", "--db", "sqlite:x.db", "extra"},
+		{"migrate", "--db", "mysql://localhost/iam"},
+		{"bootstrap", "--email", "ada@example.com"},
+		{"audit", "verify"},
+		{"audit", "checkpoint", "--out"},
+	} {
+		r := iamctl(t, "", args...)
+		if r.code != 2 || r.stdout != "" {
+			t.Errorf("%v: %v", args, r)
+		}
+		oneErrorLine(t, r)
+	}
+	if r := iamctl(t, ""); r.code != 2 || !strings.Contains(r.stderr, "Usage") {
+		t.Errorf("no arguments: %v", r)
+	}
+}
+
+// TestBinary builds iamctl and runs the real binary.
+func TestBinary(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "iamctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	exe := func(args ...string) (int, string, string) {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stdout.String(), stderr.String()
+	}
+
+	if code, out, _ := exe("--help"); code != 0 || !strings.Contains(out, "iamctl audit verify") {
+		t.Errorf("iamctl --help: exit %d, %q", code, out)
+	}
+	if code, _, errOut := exe("nope"); code != 2 || !strings.Contains(errOut, `unknown command "nope"`) {
+		t.Errorf("iamctl nope: exit %d, %q", code, errOut)
+	}
+
+	spec := sqliteSpec(t)
+	ids := populate(t, spec, 2)
+	code, out, errOut := exe("audit", "verify", "--db", spec)
+	if code != 0 || !strings.HasPrefix(out, "audit log intact: 3 events") {
+		t.Errorf("iamctl audit verify: exit %d, %q, %q", code, out, errOut)
+	}
+	if err := openDB(t, spec).Exec("UPDATE iam_audit_events SET client_addr = ? WHERE id = ?", "203.0.113.9", ids[0]).Error; err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = exe("audit", "verify", "--db", spec)
+	if code != 1 || out != "" || !strings.Contains(errOut, fmt.Sprintf("event %d: changed", ids[0])) {
+		t.Errorf("iamctl audit verify on a tampered log: exit %d, %q, %q", code, out, errOut)
+	}
+}
