@@ -8,6 +8,8 @@
 //	iamctl bootstrap  --db DB --email EMAIL [--name NAME]
 //	iamctl audit verify     --db DB [--checkpoint FILE]
 //	iamctl audit checkpoint --db DB [--out FILE]
+//	iamctl audit export     --db DB --format csv|jsonl [--org ID] [--actor ID] [--target ID]
+//	                        [--action A] [--outcome success|denied] [--since T] [--until T] [--out FILE]
 //
 // DB is sqlite:PATH (an SQLite file) or a postgres:// URL, as for
 // examples/apiserver. Every command and subcommand takes --help.
@@ -25,6 +27,12 @@
 // checks the log against a checkpoint written earlier by audit checkpoint
 // and kept apart from the database, which detects a tail cut off since.
 //
+// audit export writes the log of every org, newest first, as CSV
+// (formula-escaped) or JSON Lines (package audit's Export), a page at a
+// time, with a progress line on standard error every --progress events
+// (10000 by default). --since and --until take RFC 3339 or a date
+// (YYYY-MM-DD, UTC); Since <= time < Until.
+//
 // Exit status: 0 on success; 1 when the command failed, was refused, or
 // found the audit log broken; 2 for a usage error (an unknown command, a
 // bad flag). Errors are one line on standard error, starting "iamctl:".
@@ -32,7 +40,8 @@
 // Except for migrate and bootstrap, iamctl refuses an SQLite path that
 // does not exist rather than create an empty database (which would verify
 // as intact). Every command migrates the schema when it is behind, as
-// iam.New does.
+// iam.New does; the audit commands read the store directly
+// (adapters/gormstore) and do not load the authorization policy.
 package main
 
 import (
@@ -43,17 +52,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"gorm.io/gorm"
 
 	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/adapters/gormstore"
 	"github.com/kiops/iam/audit"
+	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/internal/dbopen"
 )
 
@@ -84,6 +97,10 @@ Usage:
   iamctl audit verify     --db DB [--checkpoint FILE]
                                                    check the audit log's hash chain
   iamctl audit checkpoint --db DB [--out FILE]     write the head of the log as JSON
+  iamctl audit export     --db DB --format csv|jsonl [--org ID] [--actor ID]
+                          [--target ID] [--action A] [--outcome O]
+                          [--since T] [--until T] [--out FILE]
+                                                   export the audit log
 
 DB is sqlite:PATH or a postgres:// URL. Run 'iamctl COMMAND --help' for
 a command's flags. Exit status: 0 success, 1 failure (or a broken audit
@@ -93,6 +110,7 @@ log), 2 usage error.
 const auditUsage = `Usage:
   iamctl audit verify     --db DB [--checkpoint FILE]
   iamctl audit checkpoint --db DB [--out FILE]
+  iamctl audit export     --db DB --format csv|jsonl [filters] [--out FILE]
 
 Run 'iamctl audit SUBCOMMAND --help' for its flags.
 `
@@ -144,7 +162,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		cmd, args = bootstrapCmd(), args[1:]
 	case "audit":
 		if len(args) < 2 {
-			fmt.Fprintln(stderr, "iamctl: audit: missing subcommand (verify or checkpoint); see 'iamctl audit --help'")
+			fmt.Fprintln(stderr, "iamctl: audit: missing subcommand (verify, checkpoint or export); see 'iamctl audit --help'")
 			return exitUsage
 		}
 		switch args[1] {
@@ -155,6 +173,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			cmd = verifyCmd()
 		case "checkpoint":
 			cmd = checkpointCmd()
+		case "export":
+			cmd = exportCmd()
 		default:
 			fmt.Fprintf(stderr, "iamctl: audit: unknown subcommand %q; see 'iamctl audit --help'\n", args[1])
 			return exitUsage
@@ -212,35 +232,61 @@ func dbFlag(fs *flag.FlagSet) *string {
 	return fs.String("db", "", "the database: sqlite:PATH or a postgres:// URL (required)")
 }
 
-// open opens and migrates the database of spec and returns a Service on
-// it, and a function that closes both. When mustExist is set, an SQLite
+// openDB opens the database of spec. When mustExist is set, an SQLite
 // file that does not exist is refused instead of created.
-func open(ctx context.Context, spec string, mustExist bool, e *env) (*iam.Service, *gorm.DB, func(), error) {
+func openDB(spec string, mustExist bool) (*gorm.DB, error) {
 	if spec == "" {
-		return nil, nil, nil, usageError("--db is required")
+		return nil, usageError("--db is required")
 	}
 	if !strings.HasPrefix(spec, "sqlite:") && !strings.HasPrefix(spec, "postgres://") && !strings.HasPrefix(spec, "postgresql://") {
-		return nil, nil, nil, usageError("--db %q: want sqlite:PATH or a postgres:// URL", dbopen.Redact(spec))
+		return nil, usageError("--db %q: want sqlite:PATH or a postgres:// URL", dbopen.Redact(spec))
 	}
 	if path, ok := strings.CutPrefix(spec, "sqlite:"); ok && mustExist && path != "" {
 		if _, err := os.Stat(path); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, nil, nil, fmt.Errorf("--db %s: no such file (run 'iamctl migrate' to create a database)", spec)
+				return nil, fmt.Errorf("--db %s: no such file (run 'iamctl migrate' to create a database)", spec)
 			}
-			return nil, nil, nil, fmt.Errorf("--db %s: %w", spec, err)
+			return nil, fmt.Errorf("--db %s: %w", spec, err)
 		}
 	}
 	db, err := dbopen.Open(spec)
 	if err != nil {
-		return nil, nil, nil, redact(err, spec)
+		return nil, redact(err, spec)
+	}
+	return db, nil
+}
+
+// openService opens and migrates the database of spec and returns a
+// Service on it (which loads the policy), and a function that closes both.
+func openService(ctx context.Context, spec string, e *env) (*iam.Service, func(), error) {
+	db, err := openDB(spec, false)
+	if err != nil {
+		return nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc, err := iam.New(ctx, db, iam.WithLogger(log))
 	if err != nil {
 		dbopen.Close(db)
-		return nil, nil, nil, redact(err, spec)
+		return nil, nil, redact(err, spec)
 	}
-	return svc, db, func() { svc.Close(); dbopen.Close(db) }, nil
+	return svc, func() { svc.Close(); dbopen.Close(db) }, nil
+}
+
+// openStore opens the database of spec, which must exist, and returns
+// its store (migrated if behind, as iam.New would), without loading the
+// policy into memory, which the audit commands do not need; and a function
+// that closes it.
+func openStore(ctx context.Context, spec string) (*gormstore.Store, func(), error) {
+	db, err := openDB(spec, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := gormstore.Open(ctx, db)
+	if err != nil {
+		dbopen.Close(db)
+		return nil, nil, redact(err, spec)
+	}
+	return store, func() { dbopen.Close(db) }, nil
 }
 
 // redact returns err with the password of spec, a postgres:// URL,
@@ -268,7 +314,7 @@ Running it again changes nothing. An SQLite file is created if missing.
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			db := dbFlag(fs)
 			return func(ctx context.Context, e *env) error {
-				_, _, done, err := open(ctx, *db, false, e)
+				_, done, err := openService(ctx, *db, e)
 				if err != nil {
 					return err
 				}
@@ -305,7 +351,7 @@ Refused (exit status 1) when the platform already has a PlatformAdmin.
 				if err != nil {
 					return err
 				}
-				svc, _, done, err := open(ctx, *db, false, e)
+				svc, done, err := openService(ctx, *db, e)
 				if err != nil {
 					return err
 				}
@@ -380,12 +426,12 @@ is detected.
 						return err
 					}
 				}
-				svc, _, done, err := open(ctx, *db, true, e)
+				store, done, err := openStore(ctx, *db)
 				if err != nil {
 					return err
 				}
 				defer done()
-				res, err := svc.VerifyAuditCheckpoint(ctx, cp)
+				res, err := store.VerifyAuditCheckpoint(ctx, cp)
 				if err != nil {
 					return err
 				}
@@ -454,12 +500,12 @@ deleted since. It does not verify the log; run audit verify for that.
 				if *db == "" {
 					return usageError("--db is required")
 				}
-				svc, _, done, err := open(ctx, *db, true, e)
+				store, done, err := openStore(ctx, *db)
 				if err != nil {
 					return err
 				}
 				defer done()
-				cp, err := svc.AuditCheckpoint(ctx)
+				cp, err := store.AuditHead(ctx)
 				if err != nil {
 					return err
 				}
@@ -498,4 +544,164 @@ func writeFile(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// progressEvery is how many events audit export writes between progress
+// lines, by default.
+const progressEvery = 10000
+
+func exportCmd() *command {
+	return &command{
+		name: "audit export",
+		usage: `Usage: iamctl audit export --db DB --format csv|jsonl [filters] [--out FILE]
+
+Exports the audit log of every org (and the events without one), newest
+first, as CSV (a header row, cells escaped against spreadsheet formulas)
+or JSON Lines, to standard output or FILE. Times are RFC 3339 in UTC.
+The filters narrow the export; each applies only when given. The log is
+read a page at a time, never held in memory. A progress line goes to
+standard error every --progress events, and a summary at the end. On a
+failure, FILE is removed (standard output is left as written so far).
+This operator's export reads the database directly: it is not recorded
+in the audit log (exports through the Service are).
+`,
+		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			db := dbFlag(fs)
+			format := fs.String("format", "", "csv or jsonl (required)")
+			org := fs.String("org", "", "only events of this org `id`")
+			actor := fs.String("actor", "", "only events by this user `id`")
+			target := fs.String("target", "", "only events on this user `id`")
+			action := fs.String("action", "", "only events of this `action` (e.g. member.role.change)")
+			outcome := fs.String("outcome", "", "only events with this outcome: success or denied")
+			since := fs.String("since", "", "only events at or after this `time` (RFC 3339, or a date YYYY-MM-DD in UTC)")
+			until := fs.String("until", "", "only events before this `time` (RFC 3339, or a date YYYY-MM-DD in UTC)")
+			out := fs.String("out", "", "write to `file` instead of standard output")
+			every := fs.Int("progress", progressEvery, "print a progress line every `n` events (0: none)")
+			return func(ctx context.Context, e *env) error {
+				if *db == "" {
+					return usageError("--db is required")
+				}
+				if *format == "" {
+					return usageError("--format is required (csv or jsonl)")
+				}
+				fmtv, err := audit.ParseFormat(*format)
+				if err != nil {
+					return usageError("--format: %v", err)
+				}
+				if *every < 0 {
+					return usageError("--progress: want 0 or more")
+				}
+				f := audit.Filter{AllOrgs: true, Limit: audit.MaxLimit}
+				f.Org, f.Actor, f.Target = authz.OrgID(*org), authz.UserID(*actor), authz.UserID(*target)
+				if *action != "" {
+					if f.Action, err = audit.ParseAction(*action); err != nil {
+						return usageError("--action: %v", err)
+					}
+				}
+				if *outcome != "" {
+					if f.Outcome, err = audit.ParseOutcome(*outcome); err != nil {
+						return usageError("--outcome: %v", err)
+					}
+				}
+				if f.Since, err = parseTime(*since); err != nil {
+					return usageError("--since: %v", err)
+				}
+				if f.Until, err = parseTime(*until); err != nil {
+					return usageError("--until: %v", err)
+				}
+				if _, err := f.Normalize(); err != nil {
+					return usageError("%v", err)
+				}
+
+				store, done, err := openStore(ctx, *db)
+				if err != nil {
+					return err
+				}
+				defer done()
+
+				w := e.stdout
+				var file *os.File
+				if *out != "" {
+					if file, err = os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+						return err
+					}
+					w = file
+				}
+				var n int64
+				events := func(yield func(audit.Event, error) bool) {
+					for ev, err := range pages(ctx, store.Audit(), f) {
+						if err == nil {
+							n++
+						}
+						if !yield(ev, err) {
+							return
+						}
+						if err == nil && *every > 0 && n%int64(*every) == 0 {
+							fmt.Fprintf(e.stderr, "iamctl: audit export: %s written\n", plural(n, "event"))
+						}
+					}
+				}
+				err = audit.Export(w, fmtv, events)
+				if file != nil {
+					if err == nil {
+						err = file.Sync()
+					}
+					if cerr := file.Close(); err == nil {
+						err = cerr
+					}
+					if err != nil {
+						os.Remove(*out)
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("after %s: %w", plural(n, "event"), err)
+				}
+				dest := "standard output"
+				if *out != "" {
+					dest = *out
+				}
+				fmt.Fprintf(e.stderr, "iamctl: audit export: %s written as %s to %s\n", plural(n, "event"), fmtv, dest)
+				return nil
+			}
+		},
+	}
+}
+
+// pages yields the events f selects, newest first, reading them from s a
+// page of f.Limit at a time: one page in memory, and no connection held
+// between pages. Pages stay stable while events are appended.
+func pages(ctx context.Context, s audit.Store, f audit.Filter) iter.Seq2[audit.Event, error] {
+	return func(yield func(audit.Event, error) bool) {
+		for {
+			evs, err := s.Events(ctx, f)
+			if err != nil {
+				yield(audit.Event{}, err)
+				return
+			}
+			for _, ev := range evs {
+				if !yield(ev, nil) {
+					return
+				}
+			}
+			if len(evs) < f.Limit {
+				return
+			}
+			f.Before = evs[len(evs)-1].ID
+		}
+	}
+}
+
+// parseTime parses a --since or --until value: RFC 3339, or a date
+// (YYYY-MM-DD, midnight UTC). "" is the zero time (no bound).
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q: want RFC 3339 (2026-01-02T15:04:05Z) or a date (2026-01-02)", s)
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,10 +14,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
 	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/adapters/gormstore"
 	"github.com/kiops/iam/audit"
 	"github.com/kiops/iam/identity"
 	"github.com/kiops/iam/internal/dbopen"
@@ -105,9 +109,9 @@ func kinds(t *testing.T) []kind {
 	return append(ks, kind{"postgres", postgresSpec})
 }
 
-// openDB opens the database of spec for the test to look at or tamper
+// openTestDB opens the database of spec for the test to look at or tamper
 // with, closed in t.Cleanup.
-func openDB(t *testing.T, spec string) *gorm.DB {
+func openTestDB(t *testing.T, spec string) *gorm.DB {
 	t.Helper()
 	db, err := dbopen.Open(spec)
 	if err != nil {
@@ -121,7 +125,7 @@ func openDB(t *testing.T, spec string) *gorm.DB {
 // of orgs+1 events, and returns the events' ids oldest first.
 func populate(t *testing.T, spec string, orgs int) []int64 {
 	t.Helper()
-	db := openDB(t, spec)
+	db := openTestDB(t, spec)
 	svc, err := iam.New(t.Context(), db, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +180,7 @@ func TestMigrateAndBootstrap(t *testing.T) {
 			oneErrorLine(t, r)
 
 			// The administrator can log in with the password from stdin.
-			db := openDB(t, spec)
+			db := openTestDB(t, spec)
 			svc, err := iam.New(t.Context(), db)
 			if err != nil {
 				t.Fatal(err)
@@ -193,7 +197,7 @@ func TestMigrateAndBootstrap(t *testing.T) {
 			if r.code != 0 || !strings.Contains(r.stdout, "bob@example.com") {
 				t.Fatalf("bootstrap from env: %v", r)
 			}
-			db2 := openDB(t, spec2)
+			db2 := openTestDB(t, spec2)
 			svc2, err := iam.New(t.Context(), db2)
 			if err != nil {
 				t.Fatal(err)
@@ -253,7 +257,7 @@ func TestAuditVerify(t *testing.T) {
 			if len(ids) != 6 {
 				t.Fatalf("%d events, want 6", len(ids))
 			}
-			db := openDB(t, spec)
+			db := openTestDB(t, spec)
 
 			r := iamctl(t, "", "audit", "verify", "--db", spec)
 			var head string
@@ -377,6 +381,7 @@ func TestHelp(t *testing.T) {
 		{"audit", "--help"},
 		{"audit", "verify", "--help"},
 		{"audit", "checkpoint", "--help"},
+		{"audit", "export", "--help"},
 		{"audit", "verify", "--db", "sqlite:x.db", "--help"},
 	} {
 		r := iamctl(t, "", args...)
@@ -405,6 +410,14 @@ func TestUsageErrors(t *testing.T) {
 		{"bootstrap", "--email", "ada@example.com"},
 		{"audit", "verify"},
 		{"audit", "checkpoint", "--out"},
+		{"audit", "export", "--db", "sqlite:x.db"},
+		{"audit", "export", "--db", "sqlite:x.db", "--format", "xml"},
+		{"audit", "export", "--db", "sqlite:x.db", "--format", "csv", "--action", "nope"},
+		{"audit", "export", "--db", "sqlite:x.db", "--format", "csv", "--outcome", "any"},
+		{"audit", "export", "--db", "sqlite:x.db", "--format", "csv", "--org", "*"},
+		{"audit", "export", "--db", "sqlite:x.db", "--format", "csv", "--since", "yesterday"},
+		{"audit", "export", "--db", "sqlite:x.db", "--format", "csv", "--since", "2026-02-01", "--until", "2026-01-01"},
+		{"audit", "export", "--db", "sqlite:x.db", "--format", "csv", "--progress", "-1"},
 	} {
 		r := iamctl(t, "", args...)
 		if r.code != 2 || r.stdout != "" {
@@ -455,11 +468,138 @@ func TestBinary(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "audit log intact: 3 events") {
 		t.Errorf("iamctl audit verify: exit %d, %q, %q", code, out, errOut)
 	}
-	if err := openDB(t, spec).Exec("UPDATE iam_audit_events SET client_addr = ? WHERE id = ?", "203.0.113.9", ids[0]).Error; err != nil {
+	if err := openTestDB(t, spec).Exec("UPDATE iam_audit_events SET client_addr = ? WHERE id = ?", "203.0.113.9", ids[0]).Error; err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut = exe("audit", "verify", "--db", spec)
 	if code != 1 || out != "" || !strings.Contains(errOut, fmt.Sprintf("event %d: changed", ids[0])) {
 		t.Errorf("iamctl audit verify on a tampered log: exit %d, %q, %q", code, out, errOut)
+	}
+}
+
+func TestAuditExport(t *testing.T) {
+	t.Parallel()
+	for _, k := range kinds(t) {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			spec := k.spec(t)
+			ids := populate(t, spec, 5)
+			db := openTestDB(t, spec)
+			var hashes []string
+			if err := db.Table("iam_audit_events").Order("id DESC").Pluck("hash", &hashes).Error; err != nil {
+				t.Fatal(err)
+			}
+			var org string
+			if err := db.Raw("SELECT org_id FROM iam_audit_events WHERE id = ?", ids[2]).Scan(&org).Error; err != nil || org == "" {
+				t.Fatalf("org of event %d: %q, %v", ids[2], org, err)
+			}
+
+			// CSV to standard output: a header and every event, newest first.
+			r := iamctl(t, "", "audit", "export", "--db", spec, "--format", "csv")
+			if r.code != 0 || r.stderr != "iamctl: audit export: 6 events written as csv to standard output\n" {
+				t.Fatalf("export csv: %v", r)
+			}
+			rows, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+			if err != nil || len(rows) != 7 || rows[0][0] != "id" {
+				t.Fatalf("csv: %d rows, %v:\n%s", len(rows), err, r.stdout)
+			}
+			for i, row := range rows[1:] {
+				if row[0] != fmt.Sprint(ids[5-i]) || row[len(row)-1] != hashes[i] {
+					t.Errorf("row %d: %q, want id %d hash %s", i+1, row, ids[5-i], hashes[i])
+				}
+			}
+
+			// JSON Lines to a file, with progress lines.
+			out := filepath.Join(t.TempDir(), "audit.jsonl")
+			r = iamctl(t, "", "audit", "export", "--db", spec, "--format", "jsonl", "--out", out, "--progress", "2")
+			wantErr := "iamctl: audit export: 2 events written\niamctl: audit export: 4 events written\niamctl: audit export: 6 events written\n" +
+				"iamctl: audit export: 6 events written as jsonl to " + out + "\n"
+			if r.code != 0 || r.stdout != "" || r.stderr != wantErr {
+				t.Fatalf("export jsonl: %v", r)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			var n int
+			for sc.Scan() {
+				var line struct {
+					ID   int64  `json:"id"`
+					Hash string `json:"hash"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line.ID != ids[5-n] || line.Hash != hashes[n] {
+					t.Errorf("line %d: %s: %+v, %v", n+1, sc.Bytes(), line, err)
+				}
+				n++
+			}
+			if n != 6 {
+				t.Errorf("%d lines, want 6", n)
+			}
+
+			// Filters.
+			for _, tc := range []struct {
+				name string
+				args []string
+				want []int64
+			}{
+				{"action", []string{"--action", "org.create"}, []int64{ids[5], ids[4], ids[3], ids[2], ids[1]}},
+				{"org", []string{"--org", org}, []int64{ids[2]}},
+				{"outcome denied", []string{"--outcome", "denied"}, nil},
+				{"action and since", []string{"--action", "platform.bootstrap", "--since", "2000-01-01"}, []int64{ids[0]}},
+				{"until past", []string{"--until", "2000-01-01T00:00:00Z"}, nil},
+				{"since future", []string{"--since", "2999-01-01"}, nil},
+			} {
+				r := iamctl(t, "", append([]string{"audit", "export", "--db", spec, "--format", "csv"}, tc.args...)...)
+				if r.code != 0 {
+					t.Errorf("%s: %v", tc.name, r)
+					continue
+				}
+				rows, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+				if err != nil || len(rows) == 0 {
+					t.Errorf("%s: %v, %q", tc.name, err, r.stdout)
+					continue
+				}
+				var got []int64
+				for _, row := range rows[1:] {
+					var id int64
+					fmt.Sscan(row[0], &id)
+					got = append(got, id)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Errorf("%s: ids %v, want %v", tc.name, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestAuditExportPages(t *testing.T) {
+	t.Parallel()
+	// More events than one page (audit.MaxLimit), on SQLite.
+	spec := sqliteSpec(t)
+	populate(t, spec, 0)
+	db := openTestDB(t, spec)
+	st, err := gormstore.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const more = audit.MaxLimit + 10
+	for i := range more {
+		ev := audit.NewEvent(time.Now(), "", audit.SessionLogin)
+		ev.ClientAddr = fmt.Sprintf("192.0.2.%d", i%250)
+		ev.Outcome, ev.Reason = audit.Denied, "unauthenticated"
+		if _, err := st.Audit().Append(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := iamctl(t, "", "audit", "export", "--db", spec, "--format", "jsonl", "--progress", "500")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != more+1 || strings.Count(r.stderr, "\n") != 3 ||
+		!strings.HasSuffix(r.stderr, fmt.Sprintf("%d events written as jsonl to standard output\n", more+1)) {
+		t.Errorf("export: %d lines, stderr %q", strings.Count(r.stdout, "\n"), r.stderr)
+	}
+	r = iamctl(t, "", "audit", "verify", "--db", spec)
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("%d events", more+1)) {
+		t.Errorf("verify: %v", r)
 	}
 }
