@@ -200,7 +200,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "iamctl %s: unexpected argument %q; see 'iamctl %s --help'\n", cmd.name, fs.Arg(0), cmd.name)
+		// The argument is not shown: it may be a password typed where
+		// it does not belong.
+		hint := ""
+		if cmd.name == "bootstrap" {
+			hint = fmt.Sprintf(" (the password is read from %s or standard input)", envPassword)
+		}
+		fmt.Fprintf(stderr, "iamctl %s: takes flags only, no arguments%s; see 'iamctl %s --help'\n", cmd.name, hint, cmd.name)
 		return exitUsage
 	}
 	err := do(ctx, e)

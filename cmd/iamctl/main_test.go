@@ -232,6 +232,7 @@ func TestBootstrapRefusesBadInput(t *testing.T) {
 		{"bad email", "a long enough passphrase\n", []string{"--email", "not an email"}, 1, "email"},
 		{"no email", "a long enough passphrase\n", []string{"--email", ""}, 2, "--email is required"},
 		{"password in argv", "", []string{"--password", "a long enough passphrase"}, 2, "flag provided but not defined"},
+		{"password as an argument", "", []string{"a long enough passphrase"}, 2, "takes flags only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"bootstrap", "--db", spec, "--email", "ada@example.com"}, tc.args...)
