@@ -34,6 +34,13 @@
 // policies, and authz.WithCasbinCrossCheck compares every decision at run
 // time for deployments that want it.
 //
+// Reads of the audit log are audited too: AuditEvents and ExportAudit
+// append an audit.view or audit.export event (the filter used) in a small
+// transaction of their own once the reader is found allowed, and hand
+// out nothing if it cannot be recorded; a refused read is recorded as
+// denied, like every refusal. ExportAudit streams the log a page at a time
+// to the audit package's CSV or JSON Lines exporter.
+//
 // The quickstart example (go run ./examples/quickstart) shows the pieces
 // working together on an SQLite file.
 package iam

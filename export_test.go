@@ -1,8 +1,10 @@
 package iam
 
 import (
+	"context"
 	"slices"
 
+	"github.com/kiops/iam/audit"
 	"github.com/kiops/iam/authz"
 )
 
@@ -19,3 +21,12 @@ func (s *Service) EngineRules() []string {
 
 // Engine exposes the engine to tests.
 func (s *Service) Engine() *authz.Engine { return s.engine }
+
+// UnrecordedAuditEvents reads the whole audit log as f selects it (scope
+// AllOrgs), newest first, straight from the store: unlike AuditEvents it
+// records no audit.view event, so tests can look at the log without
+// adding to it.
+func (s *Service) UnrecordedAuditEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	f.AllOrgs, f.Orgs = true, nil
+	return s.store.Audit().Events(ctx, f)
+}

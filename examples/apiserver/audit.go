@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,8 +20,8 @@ import (
 // the viewer may see (every org for a PlatformAdmin, their own for a
 // Manager, and for a Member only with the audit category).
 //
-// The export is deliberately simple: it pages through Service.AuditEvents.
-// A later issue replaces it with the audit package's exporter.
+// The export is Service.ExportAudit, which streams the audit package's
+// exporter page by page and records the export in the log.
 
 // eventView is an audit event as the API shows it.
 type eventView struct {
@@ -168,13 +168,12 @@ func (s *server) auditEvents(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// csvHeader is the first row of a CSV export.
-var csvHeader = []string{"id", "time", "actor_id", "action", "target_id", "org_id", "client_addr", "outcome", "reason", "before", "after"}
-
 // auditExport streams the org's events matching the filters, newest first,
-// as ?format=csv (the default; text/csv with a header row) or jsonl
-// (application/x-ndjson, one event per line). limit caps the number of
-// events exported (default: all).
+// through Service.ExportAudit: ?format=csv (the default; text/csv with a
+// header row, formula-escaped cells) or jsonl (application/x-ndjson, one
+// event per line); see audit.WriteCSV and audit.WriteJSONLines. limit caps
+// the number of events exported (default: all). The export is recorded in
+// the audit log as audit.export.
 func (s *server) auditExport(w http.ResponseWriter, r *http.Request) error {
 	me, err := actor(r)
 	if err != nil {
@@ -188,78 +187,55 @@ func (s *server) auditExport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	format := "csv"
+	format := audit.CSV
 	if v, ok := q["format"]; ok {
-		format = v
-	}
-	if format != "csv" && format != "jsonl" {
-		return &authz.InvalidError{Field: "format", Value: format, Reason: "want csv or jsonl"}
+		if format, err = audit.ParseFormat(v); err != nil {
+			return &authz.InvalidError{Field: "format", Value: v, Reason: "want csv or jsonl"}
+		}
 	}
 	f, err := auditFilter(org, q)
 	if err != nil {
 		return err
 	}
-	remaining := f.Limit // 0: everything
-	page := func() ([]audit.Event, error) {
-		f.Limit = audit.MaxLimit
-		if remaining > 0 {
-			f.Limit = min(remaining, audit.MaxLimit)
-		}
-		return s.svc.AuditEvents(r.Context(), me, f)
-	}
-	// The first page is read before anything is written, so that a refusal
-	// is still a problem answer.
-	evs, err := page()
-	if err != nil {
+	// The answer begins with the first byte of the export: a refusal or a
+	// bad filter comes before it, and is still a problem answer.
+	out := &exportWriter{w: w, rc: http.NewResponseController(w), start: func() {
+		h := w.Header()
+		h.Set("Content-Type", format.ContentType())
+		h.Set("Content-Disposition", `attachment; filename="audit-`+string(org)+"."+format.String()+`"`)
+		w.WriteHeader(http.StatusOK)
+	}}
+	err = s.svc.ExportAudit(r.Context(), me, f, format, out)
+	switch {
+	case err != nil && !out.started:
 		return err
+	case err != nil:
+		return s.abort(r, err)
+	case !out.started: // nothing at all to write (a JSON Lines export of no events)
+		out.start()
 	}
+	return nil
+}
 
-	h := w.Header()
-	var write func(audit.Event) error
-	var cw *csv.Writer
-	switch format {
-	case "csv":
-		h.Set("Content-Type", "text/csv; charset=utf-8")
-		h.Set("Content-Disposition", `attachment; filename="audit-`+string(org)+`.csv"`)
-		cw = csv.NewWriter(w)
-		if err := cw.Write(csvHeader); err != nil {
-			return err
-		}
-		write = func(e audit.Event) error { return cw.Write(csvRow(e)) }
-	case "jsonl":
-		h.Set("Content-Type", "application/x-ndjson")
-		h.Set("Content-Disposition", `attachment; filename="audit-`+string(org)+`.jsonl"`)
-		enc := json.NewEncoder(w) // escapes CR and LF inside strings: one event, one line
-		write = func(e audit.Event) error { return enc.Encode(eventOf(e)) }
+// exportWriter sends the answer's status and headers before the first
+// byte of an export, and flushes each write to the client as it comes.
+type exportWriter struct {
+	w       io.Writer
+	rc      *http.ResponseController
+	start   func()
+	started bool
+}
+
+func (e *exportWriter) Write(p []byte) (int, error) {
+	if !e.started {
+		e.started = true
+		e.start()
 	}
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	for {
-		for _, e := range evs {
-			if err := write(e); err != nil {
-				return s.abort(r, err)
-			}
-		}
-		if cw != nil {
-			cw.Flush()
-			if err := cw.Error(); err != nil {
-				return s.abort(r, err)
-			}
-		}
-		_ = rc.Flush()
-		if remaining > 0 {
-			if remaining -= len(evs); remaining <= 0 {
-				return nil
-			}
-		}
-		if len(evs) < f.Limit {
-			return nil
-		}
-		f.Before = evs[len(evs)-1].ID
-		if evs, err = page(); err != nil {
-			return s.abort(r, err)
-		}
+	n, err := e.w.Write(p)
+	if err == nil {
+		_ = e.rc.Flush()
 	}
+	return n, err
 }
 
 // abort ends an export whose answer has begun: the connection is cut, so
@@ -267,23 +243,4 @@ func (s *server) auditExport(w http.ResponseWriter, r *http.Request) error {
 func (s *server) abort(r *http.Request, err error) error {
 	s.log.Error("apiserver: audit export failed midway", "path", r.URL.Path, "err", err)
 	panic(http.ErrAbortHandler)
-}
-
-// csvRow is e as a CSV row: times in RFC 3339 UTC, and every cell that a
-// spreadsheet would read as a formula (starting with =, +, -, @, tab or
-// carriage return) prefixed with an apostrophe (DESIGN.md section 5).
-func csvRow(e audit.Event) []string {
-	row := []string{strconv.FormatInt(e.ID, 10), e.Time.UTC().Format(time.RFC3339Nano), string(e.Actor), string(e.Action),
-		string(e.Target), string(e.Org), e.ClientAddr, e.Outcome.String(), e.Reason, string(e.Before), string(e.After)}
-	for i, c := range row {
-		row[i] = csvCell(c)
-	}
-	return row
-}
-
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiops/iam/audit"
+	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/internal/dbtest"
 )
 
@@ -555,7 +557,7 @@ func (w *world) audit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rows[0], csvHeader) || len(rows)-1 != len(ids) {
+	if !slices.Equal(rows[0], audit.CSVHeader()) || len(rows)-1 != len(ids) {
 		t.Errorf("CSV: header %v, %d rows, want %d", rows[0], len(rows)-1, len(ids))
 	}
 	for _, row := range rows[1:] {
@@ -570,8 +572,8 @@ func (w *world) audit(t *testing.T) {
 	}
 	n := 0
 	for sc := bufio.NewScanner(bytes.NewReader(j.body)); sc.Scan(); n++ {
-		var e eventView
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.OrgID != w.seoul {
+		var e audit.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Org != authz.OrgID(w.seoul) {
 			t.Errorf("JSONL line %q: %v", sc.Text(), err)
 		}
 	}
