@@ -604,3 +604,127 @@ func TestAuditExportPages(t *testing.T) {
 		t.Errorf("verify: %v", r)
 	}
 }
+
+// TestAuditVerifyDetectsTampering tampers with the log as an intruder
+// with write access to the database would (see auditchain_test.go in the
+// root) and checks that audit verify exits 1 naming the right event.
+func TestAuditVerifyDetectsTampering(t *testing.T) {
+	t.Parallel()
+	type row = map[string]any
+	read := func(t *testing.T, db *gorm.DB, id int64) row {
+		t.Helper()
+		var rows []row
+		if err := db.Table("iam_audit_events").Where("id = ?", id).Find(&rows).Error; err != nil || len(rows) != 1 {
+			t.Fatalf("event %d: %d rows, %v", id, len(rows), err)
+		}
+		return rows[0]
+	}
+	overwrite := func(t *testing.T, db *gorm.DB, id int64, r row, cols []string) {
+		t.Helper()
+		upd := row{}
+		for _, c := range cols {
+			upd[c] = r[c]
+		}
+		res := db.Table("iam_audit_events").Where("id = ?", id).Updates(upd)
+		if res.Error != nil || res.RowsAffected != 1 {
+			t.Fatalf("overwrite event %d: %d rows, %v", id, res.RowsAffected, res.Error)
+		}
+	}
+	insert := func(t *testing.T, db *gorm.DB, spec string, ev audit.Event) {
+		t.Helper()
+		if err := db.Table("iam_audit_events").Create(row{
+			"id": ev.ID, "occurred_at": ev.Time.UTC(), "actor_id": string(ev.Actor), "action": string(ev.Action),
+			"target_id": string(ev.Target), "org_id": string(ev.Org), "client_addr": ev.ClientAddr,
+			"outcome": ev.Outcome.String(), "reason": ev.Reason, "prev_hash": ev.PrevHash.String(), "hash": ev.Hash.String(),
+		}).Error; err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(spec, "sqlite:") {
+			if err := db.Exec("SELECT setval(pg_get_serial_sequence('iam_audit_events', 'id'), ?)", ev.ID).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	contents := []string{"occurred_at", "actor_id", "action", "target_id", "org_id", "client_addr", "outcome", "reason", "before_change", "after_change"}
+	for _, tc := range []struct {
+		name string
+		// tamper edits the log of ids (6 events) and returns the event
+		// and problem verify must name.
+		tamper func(t *testing.T, db *gorm.DB, spec string, ids []int64) (int64, audit.Problem)
+	}{
+		{"first event deleted", func(t *testing.T, db *gorm.DB, _ string, ids []int64) (int64, audit.Problem) {
+			if err := db.Exec("DELETE FROM iam_audit_events WHERE id = ?", ids[0]).Error; err != nil {
+				t.Fatal(err)
+			}
+			return ids[1], audit.Unlinked
+		}},
+		{"middle event deleted", func(t *testing.T, db *gorm.DB, _ string, ids []int64) (int64, audit.Problem) {
+			if err := db.Exec("DELETE FROM iam_audit_events WHERE id = ?", ids[3]).Error; err != nil {
+				t.Fatal(err)
+			}
+			return ids[4], audit.Unlinked
+		}},
+		{"forged event inserted", func(t *testing.T, db *gorm.DB, spec string, ids []int64) (int64, audit.Problem) {
+			// Correctly hashed, but linked to nothing in the log.
+			forged := audit.NewEvent(time.Now(), "", audit.UserDelete)
+			forged.ID = ids[len(ids)-1] + 1
+			forged.Link(audit.ChainHash(audit.Genesis(), forged))
+			insert(t, db, spec, forged)
+			return forged.ID, audit.Unlinked
+		}},
+		{"forged event linked to the head", func(t *testing.T, db *gorm.DB, spec string, ids []int64) (int64, audit.Problem) {
+			// Linked to the head, with a hash of the forger's making.
+			forged := audit.NewEvent(time.Now(), "", audit.UserDelete)
+			forged.ID = ids[len(ids)-1] + 1
+			var err error
+			if forged.PrevHash, err = audit.ParseHash(fmt.Sprint(read(t, db, ids[len(ids)-1])["hash"])); err != nil {
+				t.Fatal(err)
+			}
+			forged.Hash = audit.ChainHash(forged.PrevHash, audit.Event{ID: forged.ID})
+			insert(t, db, spec, forged)
+			return forged.ID, audit.Changed
+		}},
+		{"contents of two events swapped", func(t *testing.T, db *gorm.DB, _ string, ids []int64) (int64, audit.Problem) {
+			a, b := ids[1], ids[4]
+			ra, rb := read(t, db, a), read(t, db, b)
+			overwrite(t, db, a, rb, contents)
+			overwrite(t, db, b, ra, contents)
+			return a, audit.Changed
+		}},
+		{"two events swapped with their hashes", func(t *testing.T, db *gorm.DB, _ string, ids []int64) (int64, audit.Problem) {
+			a, b := ids[2], ids[3]
+			cols := append([]string{"prev_hash", "hash"}, contents...)
+			ra, rb := read(t, db, a), read(t, db, b)
+			// prev_hash is unique: clear it on one row first.
+			if err := db.Table("iam_audit_events").Where("id = ?", a).Update("prev_hash", nil).Error; err != nil {
+				t.Fatal(err)
+			}
+			overwrite(t, db, b, ra, cols)
+			overwrite(t, db, a, rb, cols)
+			return a, audit.Changed
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, k := range kinds(t) {
+				t.Run(k.name, func(t *testing.T) {
+					spec := k.spec(t)
+					ids := populate(t, spec, 5)
+					if len(ids) != 6 {
+						t.Fatalf("%d events, want 6", len(ids))
+					}
+					if r := iamctl(t, "", "audit", "verify", "--db", spec); r.code != 0 {
+						t.Fatalf("verify before tampering: %v", r)
+					}
+					id, p := tc.tamper(t, openTestDB(t, spec), spec, ids)
+					r := iamctl(t, "", "audit", "verify", "--db", spec)
+					want := fmt.Sprintf("event %d: %s:", id, p)
+					if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, want) {
+						t.Errorf("verify after tampering: %v; want exit 1 and %q", r, want)
+					}
+					oneErrorLine(t, r)
+				})
+			}
+		})
+	}
+}
