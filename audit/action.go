@@ -55,6 +55,11 @@ const (
 	// The Audit Log page itself: reading and exporting are recorded too.
 	AuditView   Action = "audit.view"
 	AuditExport Action = "audit.export"
+	// AuditPrune: an operator pruned the oldest events; recorded by the
+	// Store in the transaction that pruned them, without an actor (the
+	// operator's tool acts outside any account). After holds what was
+	// pruned: through which event, how many, and the cutoff.
+	AuditPrune Action = "audit.prune"
 
 	// Views of the User Management page. The Service records their denied
 	// attempts (a Member asking for the member list, a Manager for another
@@ -73,7 +78,7 @@ var actions = []Action{
 	ProfileNameChange, ProfilePasswordChange, ProfileDelete,
 	PasswordResetRequest, PasswordResetIssue, PasswordResetComplete,
 	SessionLogin, SessionLogout,
-	AuditView, AuditExport,
+	AuditView, AuditExport, AuditPrune,
 	MembersView, UsersView, RegistrationsView,
 }
 

@@ -62,6 +62,7 @@ func TestActionNames(t *testing.T) {
 		audit.SessionLogout:         "session.logout",
 		audit.AuditView:             "audit.view",
 		audit.AuditExport:           "audit.export",
+		audit.AuditPrune:            "audit.prune",
 		audit.MembersView:           "members.view",
 		audit.UsersView:             "users.view",
 		audit.RegistrationsView:     "registrations.view",

@@ -256,8 +256,32 @@ func Verify(events iter.Seq2[Event, error]) (VerifyResult, error) {
 // hash there is Rewritten. The zero Checkpoint, and one of an empty log
 // (ID 0), check nothing more.
 func VerifyWithCheckpoint(events iter.Seq2[Event, error], cp Checkpoint) (VerifyResult, error) {
+	return VerifyFrom(Checkpoint{}, events, cp)
+}
+
+// VerifyFrom is VerifyWithCheckpoint for a log whose oldest events were
+// pruned: events starts after start, the checkpoint of the last pruned
+// event, instead of at the beginning. The first event's PrevHash must be
+// start.Hash (else Unlinked), and every event's ID must be greater than
+// start.ID (else OutOfOrder). The zero start (or any start with ID 0)
+// means the log was never pruned: the chain starts at Genesis, as for
+// VerifyWithCheckpoint.
+//
+// A checkpoint cp of an event up to start was pruned with it: when cp.ID
+// equals start.ID, its hash must be start.Hash (else Rewritten); an older
+// cp checks nothing more (its event is gone by design). The result's
+// Events counts the events after start; its Head is start when none
+// verified. VerifyFrom is pure and safe for concurrent use.
+func VerifyFrom(start Checkpoint, events iter.Seq2[Event, error], cp Checkpoint) (VerifyResult, error) {
 	res := VerifyResult{Head: Checkpoint{Hash: genesis}}
-	seen := cp.ID <= 0
+	if start.ID > 0 {
+		res.Head = Checkpoint{ID: start.ID, Hash: start.Hash}
+	}
+	seen := cp.ID <= res.Head.ID
+	if cp.ID > 0 && cp.ID == res.Head.ID && cp.Hash != res.Head.Hash {
+		res.Break = &Break{ID: cp.ID, Problem: Rewritten, Detail: fmt.Sprintf("the checkpoint says hash %s, the log was pruned through this event with hash %s: the log up to this event was rewritten", cp.Hash, res.Head.Hash)}
+		return res, nil
+	}
 	for e, err := range events {
 		if err != nil {
 			return res, err

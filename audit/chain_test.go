@@ -257,3 +257,55 @@ func TestVerifyStopsOnError(t *testing.T) {
 		t.Errorf("Verify = %+v, %v; want 2 events and the error", res, err)
 	}
 }
+
+func TestVerifyFrom(t *testing.T) {
+	_, es := logOf(t, 10)
+	seq := func(es []audit.Event) func(yield func(audit.Event, error) bool) {
+		return func(yield func(audit.Event, error) bool) {
+			for _, e := range es {
+				if !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
+	start := audit.Checkpoint{ID: 4, Hash: es[3].Hash}
+	for _, tc := range []struct {
+		name   string
+		start  audit.Checkpoint
+		events []audit.Event
+		cp     audit.Checkpoint
+		id     int64
+		p      audit.Problem
+		n      int64
+	}{
+		{"pruned through 4", start, es[4:], audit.Checkpoint{}, 0, 0, 6},
+		{"never pruned", audit.Checkpoint{}, es, audit.Checkpoint{}, 0, 0, 10},
+		{"pruned, then everything", start, nil, audit.Checkpoint{}, 0, 0, 0},
+		{"pruned, without a start", audit.Checkpoint{}, es[4:], audit.Checkpoint{}, 5, audit.Unlinked, 0},
+		{"start of another event", audit.Checkpoint{ID: 4, Hash: es[2].Hash}, es[4:], audit.Checkpoint{}, 5, audit.Unlinked, 0},
+		{"more pruned than the start says", start, es[5:], audit.Checkpoint{}, 6, audit.Unlinked, 0},
+		{"an event at the start", start, es[3:], audit.Checkpoint{}, 4, audit.OutOfOrder, 0},
+		{"checkpoint after the start", start, es[4:], audit.Checkpoint{ID: 10, Hash: es[9].Hash}, 0, 0, 6},
+		{"checkpoint at the start", start, es[4:], start, 0, 0, 6},
+		{"checkpoint before the start", start, es[4:], audit.Checkpoint{ID: 2, Hash: es[1].Hash}, 0, 0, 6},
+		{"checkpoint at the start, another hash", start, es[4:], audit.Checkpoint{ID: 4, Hash: es[4].Hash}, 4, audit.Rewritten, 0},
+		{"checkpoint after the start, truncated", start, es[4:8], audit.Checkpoint{ID: 10, Hash: es[9].Hash}, 10, audit.Truncated, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := audit.VerifyFrom(tc.start, seq(tc.events), tc.cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.id == 0 && (!res.OK() || res.Events != tc.n):
+				t.Errorf("VerifyFrom = %d events, %v; want %d intact", res.Events, res.Break, tc.n)
+			case tc.id != 0 && (res.Break == nil || res.Break.ID != tc.id || res.Break.Problem != tc.p):
+				t.Errorf("VerifyFrom: %+v, want %s at %d", res.Break, tc.p, tc.id)
+			}
+			if tc.id == 0 && tc.n == 0 && res.Head.ID != tc.start.ID {
+				t.Errorf("head %+v, want the start %+v", res.Head, tc.start)
+			}
+		})
+	}
+}

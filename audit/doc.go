@@ -112,6 +112,13 @@
 // can rewrite the whole database can recompute it, which is what the
 // checkpoints kept elsewhere guard against.
 //
+// Retention: a Store may prune the oldest events (a prefix of the log).
+// What remains then starts at an event whose PrevHash is the Hash of the
+// last pruned one, not Genesis: [VerifyFrom] verifies it from the
+// Checkpoint of that event, which the operator keeps, signed off, as the
+// record of what was pruned. The prune itself is recorded as an
+// [AuditPrune] event.
+//
 // # Errors and concurrency
 //
 // Every error of this package matches one of the module's error kinds

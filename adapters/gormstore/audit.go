@@ -58,6 +58,9 @@ func migrateAudit(tx *gorm.DB) error {
 	if err := tx.AutoMigrate(&eventRow{}); err != nil {
 		return fmt.Errorf("migrate %s: %w", eventRow{}.TableName(), err)
 	}
+	if err := tx.AutoMigrate(&pruneRow{}); err != nil {
+		return fmt.Errorf("migrate %s: %w", pruneRow{}.TableName(), err)
+	}
 	head, err := readHead(tx)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", eventRow{}.TableName(), err)
@@ -116,6 +119,13 @@ func chainTail(db *gorm.DB) error {
 		return err
 	}
 	prev, after := audit.Genesis(), int64(0)
+	start, err := readPruned(db, true)
+	if err != nil {
+		return err
+	}
+	if start.ID > 0 {
+		prev = start.Hash
+	}
 	if len(last) > 0 {
 		h, err := audit.ParseHash(*last[0].Hash)
 		if err != nil || h.IsZero() {
@@ -294,6 +304,16 @@ func (s *auditStore) Append(ctx context.Context, e audit.Event) (audit.Event, er
 			if prev, err = parseNullHash(head.Hash); err != nil {
 				return corrupt(row.TableName(), fmt.Sprint(head.ID), "hash is not 64 hex digits")
 			}
+		} else {
+			// Empty: never written to, or pruned through its newest
+			// event. The chain goes on from the last pruned one.
+			start, err := readPruned(db, true)
+			if err != nil {
+				return failed(fmt.Errorf("read the prune marker: %w", err))
+			}
+			if start.ID > 0 {
+				prev = start.Hash
+			}
 		}
 		// The ID is part of the hash: insert, then set the hash.
 		ph := prev.String()
@@ -402,29 +422,7 @@ func (s *auditStore) Events(ctx context.Context, f audit.Filter) ([]audit.Event,
 // limited to one connection (SQLite in memory, typically), do not use the
 // same *gorm.DB in the loop body. AuditChain is safe for concurrent use.
 func (s *Store) AuditChain(ctx context.Context) iter.Seq2[audit.Event, error] {
-	return func(yield func(audit.Event, error) bool) {
-		fail := func(err error) { yield(audit.Event{}, fmt.Errorf("gormstore: audit chain: %w", err)) }
-		db := s.db.WithContext(ctx)
-		rows, err := db.Model(&eventRow{}).Order("id").Rows()
-		if err != nil {
-			fail(err)
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var row eventRow
-			if err := db.ScanRows(rows, &row); err != nil {
-				fail(err)
-				return
-			}
-			if !yield(row.chainEvent(), nil) {
-				return
-			}
-		}
-		if err := rows.Err(); err != nil {
-			fail(err)
-		}
-	}
+	return chainOf(s.db.WithContext(ctx))
 }
 
 // chainEvent is row.event, lenient for verification: what cannot be
@@ -450,20 +448,23 @@ func (row eventRow) chainEvent() audit.Event {
 	}
 }
 
-// VerifyAudit verifies the whole audit log: audit.Verify over AuditChain.
-// A broken chain is reported in the result (its Break names the first
+// VerifyAudit verifies the whole audit log: audit.Verify over AuditChain
+// or, when the log was pruned (PruneAudit), audit.VerifyFrom the
+// database's record of the latest prune (see VerifyAuditPruned). A
+// broken chain is reported in the result (its Break names the first
 // broken event), not as an error; the error is a database failure. It
 // reads the log in one streaming query (see AuditChain). Safe for
 // concurrent use, also while events are appended.
 func (s *Store) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
-	return audit.Verify(s.AuditChain(ctx))
+	return s.VerifyAuditPruned(ctx, audit.Checkpoint{}, audit.Checkpoint{})
 }
 
 // VerifyAuditCheckpoint is VerifyAudit that also requires the log to hold
 // cp's event with cp's hash (audit.VerifyWithCheckpoint), so that a log
-// whose tail was deleted after cp was taken is reported (Truncated).
+// whose tail was deleted after cp was taken is reported (Truncated). A
+// cp of an event pruned since (see audit.VerifyFrom) checks nothing more.
 func (s *Store) VerifyAuditCheckpoint(ctx context.Context, cp audit.Checkpoint) (audit.VerifyResult, error) {
-	return audit.VerifyWithCheckpoint(s.AuditChain(ctx), cp)
+	return s.VerifyAuditPruned(ctx, cp, audit.Checkpoint{})
 }
 
 // AuditHead returns the head of the audit log: the ID and hash of its
@@ -481,6 +482,14 @@ func (s *Store) AuditHead(ctx context.Context) (audit.Checkpoint, error) {
 		return audit.Checkpoint{}, wrap(op, err)
 	}
 	if head.ID == 0 {
+		// Empty: the head is the last pruned event, if any.
+		start, err := readPruned(s.db.WithContext(ctx), true)
+		if err != nil {
+			return audit.Checkpoint{}, wrap(op, err)
+		}
+		if start.ID > 0 {
+			return audit.Checkpoint{ID: start.ID, Hash: start.Hash, At: at}, nil
+		}
 		return audit.Checkpoint{Hash: audit.Genesis(), At: at}, nil
 	}
 	h, err := parseNullHash(head.Hash)

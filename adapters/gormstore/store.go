@@ -28,10 +28,13 @@
 // byte, and the hash chain's prev_hash (unique, so the chain cannot fork)
 // and hash, as hex. [Store.AuditChain] streams the log oldest first,
 // [Store.VerifyAudit] verifies it, and [Store.AuditHead] reads a
-// checkpoint of its head. Times are stored in UTC, truncated to whole
-// microseconds, so that they compare as instants on SQLite too. Every
-// statement uses constant SQL text with bound parameters; tenant
-// conditions are explicit (org_id = ?), never struct conditions.
+// checkpoint of its head. [Store.PruneAudit] deletes the oldest events
+// and records the checkpoint of the last one in iam_audit_prunes, where
+// the chain of the remaining events starts ([Store.AuditPruned]). Times
+// are stored in UTC, truncated to whole microseconds, so that they
+// compare as instants on SQLite too. Every statement uses constant SQL
+// text with bound parameters; tenant conditions are explicit
+// (org_id = ?), never struct conditions.
 //
 // # Writes are absolute and verified
 //

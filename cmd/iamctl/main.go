@@ -6,8 +6,9 @@
 //
 //	iamctl migrate    --db DB
 //	iamctl bootstrap  --db DB --email EMAIL [--name NAME]
-//	iamctl audit verify     --db DB [--checkpoint FILE]
+//	iamctl audit verify     --db DB [--checkpoint FILE] [--pruned FILE]
 //	iamctl audit checkpoint --db DB [--out FILE]
+//	iamctl audit prune      --db DB --before T --out FILE
 //	iamctl audit export     --db DB --format csv|jsonl [--org ID] [--actor ID] [--target ID]
 //	                        [--action A] [--outcome success|denied] [--since T] [--until T] [--out FILE]
 //
@@ -26,6 +27,17 @@
 // event and what is wrong with it otherwise. With --checkpoint, it also
 // checks the log against a checkpoint written earlier by audit checkpoint
 // and kept apart from the database, which detects a tail cut off since.
+// With --pruned, it also checks the database's record of the latest prune
+// against the checkpoint audit prune wrote, which detects events deleted
+// at the head of the log with a forged record.
+//
+// audit prune deletes the oldest events, those before --before (the
+// longest run of them from the oldest on), after verifying the whole log
+// (a broken log is not pruned). It records the prune in the database and
+// as an audit.prune event, and writes the checkpoint of the last pruned
+// event as JSON to --out, a file that must not exist yet: keep it apart
+// from the database, signed off, and pass it to audit verify --pruned.
+// The log verifies after a prune: its chain starts at that checkpoint.
 //
 // audit export writes the log of every org, newest first, as CSV
 // (formula-escaped) or JSON Lines (package audit's Export), a page at a
@@ -94,9 +106,12 @@ Usage:
   iamctl migrate    --db DB                        create or update the schema
   iamctl bootstrap  --db DB --email EMAIL [--name NAME]
                                                    create the first PlatformAdmin
-  iamctl audit verify     --db DB [--checkpoint FILE]
+  iamctl audit verify     --db DB [--checkpoint FILE] [--pruned FILE]
                                                    check the audit log's hash chain
   iamctl audit checkpoint --db DB [--out FILE]     write the head of the log as JSON
+  iamctl audit prune      --db DB --before T --out FILE
+                                                   delete the events before T, keeping
+                                                   a checkpoint of them in FILE
   iamctl audit export     --db DB --format csv|jsonl [--org ID] [--actor ID]
                           [--target ID] [--action A] [--outcome O]
                           [--since T] [--until T] [--out FILE]
@@ -108,8 +123,9 @@ log), 2 usage error.
 `
 
 const auditUsage = `Usage:
-  iamctl audit verify     --db DB [--checkpoint FILE]
+  iamctl audit verify     --db DB [--checkpoint FILE] [--pruned FILE]
   iamctl audit checkpoint --db DB [--out FILE]
+  iamctl audit prune      --db DB --before T --out FILE
   iamctl audit export     --db DB --format csv|jsonl [filters] [--out FILE]
 
 Run 'iamctl audit SUBCOMMAND --help' for its flags.
@@ -162,7 +178,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		cmd, args = bootstrapCmd(), args[1:]
 	case "audit":
 		if len(args) < 2 {
-			fmt.Fprintln(stderr, "iamctl: audit: missing subcommand (verify, checkpoint or export); see 'iamctl audit --help'")
+			fmt.Fprintln(stderr, "iamctl: audit: missing subcommand (verify, checkpoint, prune or export); see 'iamctl audit --help'")
 			return exitUsage
 		}
 		switch args[1] {
@@ -173,6 +189,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			cmd = verifyCmd()
 		case "checkpoint":
 			cmd = checkpointCmd()
+		case "prune":
+			cmd = pruneCmd()
 		case "export":
 			cmd = exportCmd()
 		default:
@@ -409,27 +427,40 @@ func readPassword(e *env) (string, error) {
 func verifyCmd() *command {
 	return &command{
 		name: "audit verify",
-		usage: `Usage: iamctl audit verify --db DB [--checkpoint FILE]
+		usage: `Usage: iamctl audit verify --db DB [--checkpoint FILE] [--pruned FILE]
 
 Walks the whole audit log oldest first and checks its hash chain. Exit
 status 0 and a summary (events, head id and hash) when the log is intact;
 1 and the first broken event (its id and what is wrong) otherwise. With
 --checkpoint, also checks the log still holds the event of a checkpoint
 written earlier by 'iamctl audit checkpoint', so that a tail deleted since
-is detected.
+is detected. A log pruned by 'iamctl audit prune' verifies from the last
+pruned event on; with --pruned, the checkpoint that prune wrote must
+match the database's record of the latest prune, so that events deleted
+at the head of the log under a forged record are detected.
 `,
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			db := dbFlag(fs)
 			cpFile := fs.String("checkpoint", "", "a checkpoint JSON `file` to verify against")
+			prunedFile := fs.String("pruned", "", "the checkpoint JSON `file` the latest 'audit prune' wrote")
 			return func(ctx context.Context, e *env) error {
 				if *db == "" {
 					return usageError("--db is required")
 				}
-				var cp audit.Checkpoint
+				var cp, pruned audit.Checkpoint
 				if *cpFile != "" {
 					var err error
-					if cp, err = readCheckpoint(*cpFile); err != nil {
+					if cp, err = readCheckpoint("--checkpoint", *cpFile); err != nil {
 						return err
+					}
+				}
+				if *prunedFile != "" {
+					var err error
+					if pruned, err = readCheckpoint("--pruned", *prunedFile); err != nil {
+						return err
+					}
+					if pruned.ID == 0 {
+						return fmt.Errorf("--pruned %s: names no event: not a checkpoint 'audit prune' writes", *prunedFile)
 					}
 				}
 				store, done, err := openStore(ctx, *db)
@@ -437,7 +468,7 @@ is detected.
 					return err
 				}
 				defer done()
-				res, err := store.VerifyAuditCheckpoint(ctx, cp)
+				res, err := store.VerifyAuditPruned(ctx, cp, pruned)
 				if err != nil {
 					return err
 				}
@@ -447,6 +478,11 @@ is detected.
 				msg := fmt.Sprintf("audit log intact: %s, head event %d hash %s", plural(res.Events, "event"), res.Head.ID, res.Head.Hash)
 				if *cpFile != "" && cp.ID > 0 {
 					msg += fmt.Sprintf("; holds checkpoint event %d", cp.ID)
+				}
+				if *prunedFile != "" {
+					msg += fmt.Sprintf("; pruned through event %d as the kept checkpoint says", pruned.ID)
+				} else if start, err := store.AuditPruned(ctx); err == nil && start.ID > 0 {
+					msg += fmt.Sprintf("; pruned through event %d (check with --pruned FILE)", start.ID)
 				}
 				fmt.Fprintln(e.stdout, msg)
 				return nil
@@ -463,28 +499,28 @@ func plural(n int64, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// readCheckpoint reads a checkpoint JSON file as 'audit checkpoint'
-// writes it. Unknown fields are refused, and so is a checkpoint of an
-// event without a hash.
-func readCheckpoint(path string) (audit.Checkpoint, error) {
+// readCheckpoint reads a checkpoint JSON file as 'audit checkpoint' and
+// 'audit prune' write it, given as the flag name. Unknown fields are refused, and
+// so is a checkpoint of an event without a hash.
+func readCheckpoint(name, path string) (audit.Checkpoint, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return audit.Checkpoint{}, fmt.Errorf("--checkpoint: %w", err)
+		return audit.Checkpoint{}, fmt.Errorf("%s: %w", name, err)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	var cp audit.Checkpoint
 	if err := dec.Decode(&cp); err != nil {
-		return audit.Checkpoint{}, fmt.Errorf("--checkpoint %s: not a checkpoint: %w", path, err)
+		return audit.Checkpoint{}, fmt.Errorf("%s %s: not a checkpoint: %w", name, path, err)
 	}
 	if dec.More() {
-		return audit.Checkpoint{}, fmt.Errorf("--checkpoint %s: not a checkpoint: more than one JSON value", path)
+		return audit.Checkpoint{}, fmt.Errorf("%s %s: not a checkpoint: more than one JSON value", name, path)
 	}
 	switch {
 	case cp.ID < 0:
-		return audit.Checkpoint{}, fmt.Errorf("--checkpoint %s: negative event id %d", path, cp.ID)
+		return audit.Checkpoint{}, fmt.Errorf("%s %s: negative event id %d", name, path, cp.ID)
 	case cp.ID > 0 && cp.Hash.IsZero():
-		return audit.Checkpoint{}, fmt.Errorf("--checkpoint %s: event %d has no hash", path, cp.ID)
+		return audit.Checkpoint{}, fmt.Errorf("%s %s: event %d has no hash", name, path, cp.ID)
 	}
 	return cp, nil
 }
@@ -528,6 +564,87 @@ deleted since. It does not verify the log; run audit verify for that.
 					return err
 				}
 				fmt.Fprintf(e.stderr, "iamctl: wrote checkpoint of event %d to %s\n", cp.ID, *out)
+				return nil
+			}
+		},
+	}
+}
+
+func pruneCmd() *command {
+	return &command{
+		name: "audit prune",
+		usage: `Usage: iamctl audit prune --db DB --before T --out FILE
+
+Deletes the oldest events of the audit log: those before T (RFC 3339, or
+a date YYYY-MM-DD in UTC), from the oldest on up to the first event at or
+after T, so that what remains is one unbroken chain. The whole log is
+verified first, and a broken log is not pruned. The prune is recorded in
+the database and as an audit.prune event, in the same transaction.
+
+The checkpoint of the last pruned event (its id and hash, and the time)
+is written as JSON to FILE, which must not exist yet. Keep it apart from
+the database, signed off as the record of what was pruned: the log goes
+on verifying from it, and 'iamctl audit verify --pruned FILE' checks the
+database's record of the prune against it. When no event is before T,
+nothing is pruned and no FILE is written (exit status 0).
+`,
+		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			db := dbFlag(fs)
+			before := fs.String("before", "", "prune the events before this `time` (RFC 3339, or a date YYYY-MM-DD in UTC; required)")
+			out := fs.String("out", "", "write the checkpoint of what was pruned to this new `file` (required)")
+			return func(ctx context.Context, e *env) error {
+				if *db == "" {
+					return usageError("--db is required")
+				}
+				if *before == "" {
+					return usageError("--before is required")
+				}
+				if *out == "" {
+					return usageError("--out is required: the checkpoint of what is pruned must be kept")
+				}
+				t, err := parseTime(*before)
+				if err != nil {
+					return usageError("--before: %v", err)
+				}
+				store, done, err := openStore(ctx, *db)
+				if err != nil {
+					return err
+				}
+				defer done()
+				// Created before pruning, so that a checkpoint that could
+				// not be written never leaves a prune without its record;
+				// never over an existing one (an earlier prune's).
+				f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+				if err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+				cp, err := store.PruneAudit(ctx, t)
+				if err != nil || cp.ID == 0 {
+					f.Close()
+					os.Remove(*out)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "nothing to prune: no event before %s at the start of the audit log; nothing written to %s\n", t.Format(time.RFC3339Nano), *out)
+					return nil
+				}
+				b, err := json.Marshal(cp)
+				if err != nil {
+					return err
+				}
+				b = append(b, '\n')
+				_, err = f.Write(b)
+				if err == nil {
+					err = f.Sync()
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					// The prune committed: show the checkpoint so it is not lost.
+					return fmt.Errorf("pruned through event %d, but writing the checkpoint to %s failed (%v); keep this checkpoint: %s", cp.ID, *out, err, strings.TrimSpace(string(b)))
+				}
+				fmt.Fprintf(e.stdout, "pruned the audit log through event %d (the events before %s); checkpoint written to %s: keep it apart from the database\n", cp.ID, t.Format(time.RFC3339Nano), *out)
 				return nil
 			}
 		},

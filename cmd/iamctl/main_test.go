@@ -382,6 +382,7 @@ func TestHelp(t *testing.T) {
 		{"audit", "--help"},
 		{"audit", "verify", "--help"},
 		{"audit", "checkpoint", "--help"},
+		{"audit", "prune", "--help"},
 		{"audit", "export", "--help"},
 		{"audit", "verify", "--db", "sqlite:x.db", "--help"},
 	} {
@@ -411,6 +412,10 @@ func TestUsageErrors(t *testing.T) {
 		{"bootstrap", "--email", "ada@example.com"},
 		{"audit", "verify"},
 		{"audit", "checkpoint", "--out"},
+		{"audit", "prune", "--db", "sqlite:x.db", "--out", "cp.json"},
+		{"audit", "prune", "--db", "sqlite:x.db", "--before", "2026-01-01"},
+		{"audit", "prune", "--db", "sqlite:x.db", "--before", "last year", "--out", "cp.json"},
+		{"audit", "prune", "--before", "2026-01-01", "--out", "cp.json"},
 		{"audit", "export", "--db", "sqlite:x.db"},
 		{"audit", "export", "--db", "sqlite:x.db", "--format", "xml"},
 		{"audit", "export", "--db", "sqlite:x.db", "--format", "csv", "--action", "nope"},
@@ -724,6 +729,123 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 					}
 					oneErrorLine(t, r)
 				})
+			}
+		})
+	}
+}
+
+func TestAuditPrune(t *testing.T) {
+	t.Parallel()
+	for _, k := range kinds(t) {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			spec := k.spec(t)
+			if r := iamctl(t, "", "migrate", "--db", spec); r.code != 0 {
+				t.Fatal(r)
+			}
+			db := openTestDB(t, spec)
+			st, err := gormstore.Open(t.Context(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			var es []audit.Event
+			for i := range 6 {
+				ev, err := st.Audit().Append(t.Context(), audit.NewEvent(base.Add(time.Duration(i)*time.Hour), "", audit.SessionLogout))
+				if err != nil {
+					t.Fatal(err)
+				}
+				es = append(es, ev)
+			}
+			dir := t.TempDir()
+			out := filepath.Join(dir, "pruned.json")
+
+			// Nothing before the date: nothing pruned, no file.
+			r := iamctl(t, "", "audit", "prune", "--db", spec, "--before", "2024-12-31", "--out", out)
+			if r.code != 0 || !strings.HasPrefix(r.stdout, "nothing to prune") || r.stderr != "" {
+				t.Errorf("prune of nothing: %v", r)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("prune of nothing wrote %s: %v", out, err)
+			}
+			if ids := eventIDs(t, db); len(ids) != 6 {
+				t.Errorf("prune of nothing left %d events", len(ids))
+			}
+
+			// The first three (+0h, +1h, +2h).
+			r = iamctl(t, "", "audit", "prune", "--db", spec, "--before", "2025-01-01T03:00:00Z", "--out", out)
+			if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("pruned the audit log through event %d", es[2].ID)) {
+				t.Fatalf("prune: %v", r)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cp audit.Checkpoint
+			if err := json.Unmarshal(b, &cp); err != nil || cp.ID != es[2].ID || cp.Hash != es[2].Hash || cp.At.IsZero() {
+				t.Fatalf("checkpoint %s: %+v, %v", b, cp, err)
+			}
+			ids := eventIDs(t, db)
+			if len(ids) != 4 || ids[0] != es[3].ID {
+				t.Fatalf("after the prune: events %v", ids)
+			}
+
+			// The log verifies, with and without the kept checkpoint.
+			r = iamctl(t, "", "audit", "verify", "--db", spec)
+			if r.code != 0 || !strings.Contains(r.stdout, "audit log intact: 4 events") || !strings.Contains(r.stdout, fmt.Sprintf("pruned through event %d", es[2].ID)) {
+				t.Errorf("verify after the prune: %v", r)
+			}
+			r = iamctl(t, "", "audit", "verify", "--db", spec, "--pruned", out)
+			if r.code != 0 || !strings.Contains(r.stdout, "as the kept checkpoint says") {
+				t.Errorf("verify --pruned after the prune: %v", r)
+			}
+
+			// An existing checkpoint file is never overwritten.
+			r = iamctl(t, "", "audit", "prune", "--db", spec, "--before", "2025-01-01T05:00:00Z", "--out", out)
+			if r.code != 1 || !strings.Contains(r.stderr, "--out") || r.stdout != "" {
+				t.Errorf("prune over an existing checkpoint: %v", r)
+			}
+			oneErrorLine(t, r)
+			if ids := eventIDs(t, db); len(ids) != 4 {
+				t.Errorf("the refused prune left %d events", len(ids))
+			}
+
+			// An intruder deletes the next event and rewrites the record
+			// of the prune to match: only the kept checkpoint tells.
+			if err := db.Exec("DELETE FROM iam_audit_events WHERE id = ?", es[3].ID).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Exec("UPDATE iam_audit_prunes SET last_event_id = ?, last_hash = ?", es[3].ID, es[3].Hash.String()).Error; err != nil {
+				t.Fatal(err)
+			}
+			if r := iamctl(t, "", "audit", "verify", "--db", spec); r.code != 0 {
+				t.Errorf("verify without the kept checkpoint: %v", r)
+			}
+			r = iamctl(t, "", "audit", "verify", "--db", spec, "--pruned", out)
+			if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, fmt.Sprintf("event %d: rewritten:", es[2].ID)) {
+				t.Errorf("verify --pruned after the record was rewritten: %v", r)
+			}
+			oneErrorLine(t, r)
+
+			// Without rewriting the record, the chain alone tells.
+			if err := db.Exec("UPDATE iam_audit_prunes SET last_event_id = ?, last_hash = ?", es[2].ID, es[2].Hash.String()).Error; err != nil {
+				t.Fatal(err)
+			}
+			r = iamctl(t, "", "audit", "verify", "--db", spec)
+			if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("event %d: unlinked:", es[4].ID)) {
+				t.Errorf("verify after an event was deleted past the prune: %v", r)
+			}
+			oneErrorLine(t, r)
+
+			// A broken log is not pruned.
+			out2 := filepath.Join(dir, "pruned2.json")
+			r = iamctl(t, "", "audit", "prune", "--db", spec, "--before", "2025-01-01T05:00:00Z", "--out", out2)
+			if r.code != 1 || !strings.Contains(r.stderr, "refusing to prune a broken audit log") || !strings.Contains(r.stderr, fmt.Sprintf("event %d: unlinked", es[4].ID)) {
+				t.Errorf("prune of a broken log: %v", r)
+			}
+			oneErrorLine(t, r)
+			if _, err := os.Stat(out2); !os.IsNotExist(err) {
+				t.Errorf("the refused prune left %s: %v", out2, err)
 			}
 		})
 	}
