@@ -16,6 +16,7 @@ import (
 	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/identity"
 	"github.com/kiops/iam/internal/dbtest"
+	"github.com/kiops/iam/internal/iamtest"
 )
 
 // clock is a settable clock for the Service.
@@ -36,36 +37,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// mailbox is a Notifier that keeps the reset messages it is given.
-type mailbox struct {
-	mu   sync.Mutex
-	msgs []iam.ResetMessage
-	got  chan struct{}
-}
-
-func newMailbox() *mailbox { return &mailbox{got: make(chan struct{}, 100)} }
-
-func (m *mailbox) PasswordReset(_ context.Context, msg iam.ResetMessage) error {
-	m.mu.Lock()
-	m.msgs = append(m.msgs, msg)
-	m.mu.Unlock()
-	m.got <- struct{}{}
-	return nil
-}
-
-// next waits for the next message.
-func (m *mailbox) next(t *testing.T) iam.ResetMessage {
-	t.Helper()
-	select {
-	case <-m.got:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no reset message arrived")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.msgs[len(m.msgs)-1]
-}
-
 // env is one Service on a fresh database of one kind, with its clock and
 // mailbox, and a PlatformAdmin to start from.
 type env struct {
@@ -75,7 +46,7 @@ type env struct {
 	db    *gorm.DB
 	svc   *iam.Service
 	clock *clock
-	mail  *mailbox
+	mail  *iamtest.Mailbox
 	admin authz.UserID
 }
 
@@ -84,7 +55,7 @@ const pw = "correct horse battery staple" // passes the policy; never a real pas
 func newEnv(t *testing.T, kind dbtest.Kind) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), kind: kind, db: dbtest.Open(t, kind),
-		clock: &clock{now: time.Date(2026, 11, 28, 9, 0, 0, 123456789, time.FixedZone("KST", 9*3600))}, mail: newMailbox()}
+		clock: &clock{now: time.Date(2026, 11, 28, 9, 0, 0, 123456789, time.FixedZone("KST", 9*3600))}, mail: iamtest.NewMailbox()}
 	e.svc = e.open()
 	var err error
 	e.admin, err = e.svc.Bootstrap(e.ctx, "ada@example.com", "Ada Admin", pw)

@@ -107,7 +107,7 @@ func TestLoginThrottle(t *testing.T) {
 		}
 		for range 10 {
 			e.must(e.svc.ForgotPassword(e.ctx, "victim@example.com"))
-			e.mail.next(t)
+			e.mail.Next(t)
 		}
 		e.clock.Advance(16 * time.Minute)
 		if _, err := e.svc.Login(e.ctx, "victim@example.com", pw); err != nil {
@@ -127,7 +127,7 @@ func TestAdminStartedReset(t *testing.T) {
 		sess, err := e.svc.Login(e.ctx, "forgetful@example.com", pw)
 		e.must(err)
 		e.must(e.svc.StartPasswordReset(e.ctx, mgr, u, o))
-		msg := e.mail.next(t)
+		msg := e.mail.Next(t)
 		if msg.User != u || msg.Email != "forgetful@example.com" || !msg.ByAdmin {
 			t.Fatalf("reset message %+v", msg)
 		}

@@ -274,9 +274,9 @@ func TestPasswordAndTokenRules(t *testing.T) {
 		t.Run("reset token: once, newest only, expires", func(t *testing.T) {
 			u := e.member("reset@example.com", o, authz.Member, 0)
 			e.must(e.svc.ForgotPassword(e.ctx, "reset@example.com"))
-			first := e.mail.next(t)
+			first := e.mail.Next(t)
 			e.must(e.svc.ForgotPassword(e.ctx, "RESET@example.com"))
-			second := e.mail.next(t)
+			second := e.mail.Next(t)
 			if first.User != u || second.User != u {
 				t.Fatalf("messages for %s, %s", first.User, second.User)
 			}
@@ -297,7 +297,7 @@ func TestPasswordAndTokenRules(t *testing.T) {
 				t.Errorf("two redemptions: %v", errs)
 			}
 			e.must(e.svc.ForgotPassword(e.ctx, "reset@example.com"))
-			third := e.mail.next(t)
+			third := e.mail.Next(t)
 			e.clock.Advance(31 * time.Minute)
 			if _, err := e.svc.ResetPassword(e.ctx, third.Token.Reveal(), "yet another passphrase"); !errors.Is(err, iam.ErrUnauthenticated) {
 				t.Errorf("expired token: %v", err)
@@ -310,7 +310,7 @@ func TestPasswordAndTokenRules(t *testing.T) {
 			id, err := e.svc.Authenticate(e.ctx, s1.Reveal())
 			e.must(err)
 			e.must(e.svc.ForgotPassword(e.ctx, "change@example.com"))
-			reset := e.mail.next(t)
+			reset := e.mail.Next(t)
 			fresh, err := e.svc.ChangePassword(e.ctx, id, pw, "an entirely new passphrase")
 			e.must(err)
 			if _, err := e.svc.Authenticate(e.ctx, s1.Reveal()); !errors.Is(err, iam.ErrUnauthenticated) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,46 +9,15 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/approval"
 	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/identity"
 	"github.com/kiops/iam/internal/dbtest"
+	"github.com/kiops/iam/internal/iamtest"
 )
-
-// mailbox is a Notifier that keeps the reset messages it is given.
-type mailbox struct {
-	mu   sync.Mutex
-	msgs []iam.ResetMessage
-	got  chan struct{}
-}
-
-func newMailbox() *mailbox { return &mailbox{got: make(chan struct{}, 100)} }
-
-func (m *mailbox) PasswordReset(_ context.Context, msg iam.ResetMessage) error {
-	m.mu.Lock()
-	m.msgs = append(m.msgs, msg)
-	m.mu.Unlock()
-	m.got <- struct{}{}
-	return nil
-}
-
-// next waits for the next message and returns it.
-func (m *mailbox) next(t *testing.T) iam.ResetMessage {
-	t.Helper()
-	select {
-	case <-m.got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no reset message arrived")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.msgs[len(m.msgs)-1]
-}
 
 // env is the real handler served on a real listener over a Service on a
 // fresh database of one kind, with a bootstrapped PlatformAdmin.
@@ -57,7 +25,7 @@ type env struct {
 	t     *testing.T
 	svc   *iam.Service
 	srv   *httptest.Server
-	mail  *mailbox
+	mail  *iamtest.Mailbox
 	admin authz.UserID
 }
 
@@ -69,7 +37,7 @@ const (
 func newEnv(t *testing.T, kind dbtest.Kind) *env {
 	t.Helper()
 	db := dbtest.Open(t, kind)
-	mail := newMailbox()
+	mail := iamtest.NewMailbox()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := iam.New(t.Context(), db,
 		iam.WithPasswordHasher(identity.TestingHasherConfig(t)),

@@ -449,7 +449,7 @@ func (w *world) passwords(t *testing.T) {
 			t.Errorf("forgot-password answer %s", r.body)
 		}
 	}
-	msg := w.mail.next(t)
+	msg := w.mail.Next(t)
 	if msg.Email != "joon@example.com" || msg.ByAdmin {
 		t.Fatalf("reset message %+v", msg)
 	}
@@ -464,7 +464,7 @@ func (w *world) passwords(t *testing.T) {
 
 	// Mina resets Joon's password: Joon's sessions end, the token goes to Joon.
 	w.do(t, 202, "POST", w.path("/v1/orgs/%s/members/%s/password-reset", w.seoul, w.id["joon"]), w.tok[mgr], nil)
-	msg = w.mail.next(t)
+	msg = w.mail.Next(t)
 	if msg.Email != "joon@example.com" || !msg.ByAdmin {
 		t.Fatalf("reset message %+v", msg)
 	}
