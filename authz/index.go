@@ -159,10 +159,13 @@ func (t *table) put(k idKey, rec userRec) *table {
 	}
 }
 
-// rebuilt returns a fresh table sized for live users (at least n) holding
-// t's live entries; slots of users who hold nothing any more are dropped.
+// rebuilt returns a fresh table holding t's live entries, sized so that
+// half as many again as max(n, live) users fit under the 3/4 load limit:
+// growth stays amortized while the table stays near half full (at
+// 1,000,000 users, 2^21 slots of 64 bytes). Slots of users who hold
+// nothing any more are dropped.
 func (t *table) rebuilt(n int) *table {
-	nt := newTable(max(n, t.live) * 2)
+	nt := newTable(max(n, t.live) * 3 / 2) // room to grow by half before the next rebuild
 	for i := range t.slots {
 		s := &t.slots[i]
 		if s.meta.Load()&metaUsed == 0 {
