@@ -131,11 +131,7 @@ func auditFilter(org authz.OrgID, q map[string]string) (audit.Filter, error) {
 // "next_cursor": "..."}; pass next_cursor as ?before= for the next page
 // (absent on the last page).
 func (s *server) auditEvents(w http.ResponseWriter, r *http.Request) error {
-	me, err := actor(r)
-	if err != nil {
-		return err
-	}
-	org, err := orgParam(r)
+	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}
@@ -175,11 +171,7 @@ func (s *server) auditEvents(w http.ResponseWriter, r *http.Request) error {
 // the number of events exported (default: all). The export is recorded in
 // the audit log as audit.export.
 func (s *server) auditExport(w http.ResponseWriter, r *http.Request) error {
-	me, err := actor(r)
-	if err != nil {
-		return err
-	}
-	org, err := orgParam(r)
+	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}

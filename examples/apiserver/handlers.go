@@ -254,11 +254,7 @@ func (s *server) findOrg(r *http.Request, me authz.UserID, org authz.OrgID) (ide
 }
 
 func (s *server) org(w http.ResponseWriter, r *http.Request) error {
-	me, err := actor(r)
-	if err != nil {
-		return err
-	}
-	org, err := orgParam(r)
+	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}
@@ -270,11 +266,7 @@ func (s *server) org(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) renameOrg(w http.ResponseWriter, r *http.Request) error {
-	me, err := actor(r)
-	if err != nil {
-		return err
-	}
-	org, err := orgParam(r)
+	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}
@@ -295,11 +287,7 @@ func (s *server) renameOrg(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deleteOrg(w http.ResponseWriter, r *http.Request) error {
-	me, err := actor(r)
-	if err != nil {
-		return err
-	}
-	org, err := orgParam(r)
+	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}
@@ -316,11 +304,7 @@ func (s *server) deleteOrg(w http.ResponseWriter, r *http.Request) error {
 // all) and ?status=pending|approved|rejected|any (default pending), with
 // the org's pending count.
 func (s *server) registrations(w http.ResponseWriter, r *http.Request) error {
-	me, err := actor(r)
-	if err != nil {
-		return err
-	}
-	org, err := orgParam(r)
+	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}
@@ -416,11 +400,7 @@ func hasBody(r *http.Request) bool {
 // Remove, and an administrator-started password reset.
 
 func (s *server) members(w http.ResponseWriter, r *http.Request) error {
-	me, err := actor(r)
-	if err != nil {
-		return err
-	}
-	org, err := orgParam(r)
+	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}
@@ -435,16 +415,22 @@ func (s *server) members(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(org), "members": out})
 }
 
+// orgParams returns the actor and the org of an org's route.
+func orgParams(r *http.Request) (me authz.UserID, org authz.OrgID, err error) {
+	if me, err = actor(r); err != nil {
+		return "", "", err
+	}
+	org, err = orgParam(r)
+	return me, org, err
+}
+
 // memberParams returns the actor, the org and the user of a member route.
 func memberParams(r *http.Request) (me authz.UserID, org authz.OrgID, user authz.UserID, err error) {
-	if me, err = actor(r); err != nil {
-		return
-	}
-	if org, err = orgParam(r); err != nil {
-		return
+	if me, org, err = orgParams(r); err != nil {
+		return "", "", "", err
 	}
 	user, err = userParam(r)
-	return
+	return me, org, user, err
 }
 
 func (s *server) changeRole(w http.ResponseWriter, r *http.Request) error {
