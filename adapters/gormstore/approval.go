@@ -270,23 +270,13 @@ func (s *approvalStore) DecideRequest(ctx context.Context, id approval.RequestID
 // canonical is an *authz.InvalidError: no request can hold it, so it can
 // only be a caller's mistake.
 func (s *approvalStore) DeleteUserRequests(ctx context.Context, user authz.UserID) error {
-	const op = "delete user requests"
-	if _, err := authz.ParseUserID(string(user)); err != nil {
-		return wrap(op, err)
-	}
-	return s.write(ctx, op, func(db *gorm.DB) error {
-		return failed(db.Where("user_id = ?", string(user)).Delete(&requestRow{}).Error)
-	})
+	_, err := authz.ParseUserID(string(user))
+	return s.deleteOwned(ctx, "delete user requests", "user_id", string(user), err, &requestRow{})
 }
 
 // DeleteOrgRequests implements approval.Store. An org id that is not
 // canonical is an *authz.InvalidError.
 func (s *approvalStore) DeleteOrgRequests(ctx context.Context, org authz.OrgID) error {
-	const op = "delete org requests"
-	if _, err := authz.ParseOrgID(string(org)); err != nil {
-		return wrap(op, err)
-	}
-	return s.write(ctx, op, func(db *gorm.DB) error {
-		return failed(db.Where("org_id = ?", string(org)).Delete(&requestRow{}).Error)
-	})
+	_, err := authz.ParseOrgID(string(org))
+	return s.deleteOwned(ctx, "delete org requests", "org_id", string(org), err, &requestRow{})
 }

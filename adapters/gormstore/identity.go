@@ -459,13 +459,8 @@ func (s *identityStore) DeleteSession(ctx context.Context, h identity.TokenHash)
 // DeleteSessions implements identity.Store. A user id that is not
 // canonical is an *authz.InvalidError.
 func (s *identityStore) DeleteSessions(ctx context.Context, user authz.UserID) error {
-	const op = "delete sessions"
-	if _, err := authz.ParseUserID(string(user)); err != nil {
-		return wrap(op, err)
-	}
-	return s.write(ctx, op, func(db *gorm.DB) error {
-		return failed(db.Where("user_id = ?", string(user)).Delete(&sessionRow{}).Error)
-	})
+	_, err := authz.ParseUserID(string(user))
+	return s.deleteOwned(ctx, "delete sessions", "user_id", string(user), err, &sessionRow{})
 }
 
 // CreateResetToken implements identity.Store. It inserts the token first
@@ -534,13 +529,8 @@ func (s *identityStore) UseResetToken(ctx context.Context, h identity.TokenHash,
 // DeleteResetTokens implements identity.Store. A user id that is not
 // canonical is an *authz.InvalidError.
 func (s *identityStore) DeleteResetTokens(ctx context.Context, user authz.UserID) error {
-	const op = "delete reset tokens"
-	if _, err := authz.ParseUserID(string(user)); err != nil {
-		return wrap(op, err)
-	}
-	return s.write(ctx, op, func(db *gorm.DB) error {
-		return failed(db.Where("user_id = ?", string(user)).Delete(&resetRow{}).Error)
-	})
+	_, err := authz.ParseUserID(string(user))
+	return s.deleteOwned(ctx, "delete reset tokens", "user_id", string(user), err, &resetRow{})
 }
 
 // DeleteExpired implements identity.Store.

@@ -62,6 +62,20 @@ func (s scope) inTx(ctx context.Context, op string, fn func(db *gorm.DB) error) 
 }
 
 // wrap prefixes err with the operation, as every error of the package is.
+// deleteOwned deletes every row of model whose owner column holds id: the
+// deletes by user or by org of the stores. column is "user_id" or
+// "org_id", a constant of this package (never input); idErr is the
+// caller's parse of id, refused as op's *authz.InvalidError before
+// anything is written.
+func (s scope) deleteOwned(ctx context.Context, op, column, id string, idErr error, model any) error {
+	if idErr != nil {
+		return wrap(op, idErr)
+	}
+	return s.write(ctx, op, func(db *gorm.DB) error {
+		return failed(db.Where(column+" = ?", id).Delete(model).Error)
+	})
+}
+
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
