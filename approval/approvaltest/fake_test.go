@@ -3,16 +3,14 @@ package approvaltest_test
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiops/iam/approval"
 	"github.com/kiops/iam/approval/approvaltest"
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/internal/mutanttest"
 )
 
 func TestStore(t *testing.T) {
@@ -91,34 +89,15 @@ var mutants = map[string]struct {
 const mutantEnv = "APPROVALTEST_MUTANT"
 
 func TestRunCatchesMutants(t *testing.T) {
-	if os.Getenv(mutantEnv) != "" {
-		t.Skip("in a child process")
-	}
+	mustFail := map[string][]string{}
 	for name, m := range mutants {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestMutant$", "-test.count=1", "-test.timeout=5m")
-			cmd.Env = append(os.Environ(), mutantEnv+"="+name)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the suite passed a store with the %s bug:\n%s", name, out)
-			}
-			for _, sub := range m.mustFail {
-				if !strings.Contains(string(out), "--- FAIL: TestMutant/"+sub+" ") {
-					t.Errorf("subtest %s did not fail on the %s bug:\n%s", sub, name, out)
-				}
-			}
-		})
+		mustFail[name] = m.mustFail
 	}
+	mutanttest.Run(t, mutantEnv, "TestMutant", mustFail)
 }
 
-// TestMutant runs the suite on the mutant named by $APPROVALTEST_MUTANT;
-// only TestRunCatchesMutants sets it.
 func TestMutant(t *testing.T) {
-	name := os.Getenv(mutantEnv)
-	if name == "" {
-		t.Skip("runs only as TestRunCatchesMutants' child")
-	}
+	name := mutanttest.Name(t, mutantEnv)
 	m, ok := mutants[name]
 	if !ok {
 		t.Fatalf("no mutant %q", name)
