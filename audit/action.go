@@ -61,6 +61,13 @@ const (
 	// pruned: through which event, how many, and the cutoff.
 	AuditPrune Action = "audit.prune"
 
+	// UsersImport: an operator imported a batch of orgs, accounts and
+	// their grants from another system (Service.Import), in the
+	// transaction that wrote them, without an actor. After holds the
+	// batch's counts and its first and last user id, never an account's
+	// details.
+	UsersImport Action = "users.import"
+
 	// Views of the User Management page. The Service records their denied
 	// attempts (a Member asking for the member list, a Manager for another
 	// org's queue), like every other refused management attempt.
@@ -79,6 +86,7 @@ var actions = []Action{
 	PasswordResetRequest, PasswordResetIssue, PasswordResetComplete,
 	SessionLogin, SessionLogout,
 	AuditView, AuditExport, AuditPrune,
+	UsersImport,
 	MembersView, UsersView, RegistrationsView,
 }
 

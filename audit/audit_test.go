@@ -63,6 +63,7 @@ func TestActionNames(t *testing.T) {
 		audit.AuditView:             "audit.view",
 		audit.AuditExport:           "audit.export",
 		audit.AuditPrune:            "audit.prune",
+		audit.UsersImport:           "users.import",
 		audit.MembersView:           "members.view",
 		audit.UsersView:             "users.view",
 		audit.RegistrationsView:     "registrations.view",

@@ -45,6 +45,7 @@
 //	password.reset.complete, session.login, session.logout:   nil, nil
 //	audit.view, audit.export  -         if one  nil                         the filter used, e.g. {"action":"member.role.change"}
 //	members.view, users.view, registrations.view: recorded only when refused (outcome denied), nil, nil
+//	users.import             -          -    nil                            {"orgs":100,"users":10000,"rules":39000,"first_user":"usr_…","last_user":"usr_…"}
 //
 // A password change or reset records that it happened, never the password,
 // its hash or a token: [Event.Validate] refuses any key naming a secret

@@ -218,7 +218,16 @@ func (h *Hasher) Hash(password string) (string, error) {
 // with parameters this package computes (see MaxMemory and friends) is an
 // error matching authz.ErrInvalid: the stored hash is corrupt. Safe for
 // concurrent use.
+//
+// An empty encoded is an account without a password (an imported one, say,
+// until a reset sets one): Verify does the work of VerifyDummy and
+// reports false, nil, so that such an account answers a login exactly
+// as slowly as one with a password, and timing does not tell them apart.
 func (h *Hasher) Verify(encoded, password string) (bool, error) {
+	if encoded == "" {
+		h.VerifyDummy(password)
+		return false, nil
+	}
 	p, salt, want, err := decodePHC(encoded)
 	if err != nil {
 		return false, err
@@ -242,6 +251,24 @@ func (h *Hasher) VerifyDummy(password string) {
 	}
 	got := h.key(password, h.dsalt, h.p)
 	_ = subtle.ConstantTimeCompare(got, h.dummy)
+}
+
+// CheckPasswordHash reports whether encoded is a password hash that
+// Verify accepts: an argon2id PHC string of version 19 in the form Hash
+// writes ("$argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>"), with parameters
+// this package computes (at most MaxMemory, MaxTime and MaxThreads; at
+// least 8-byte salts and 16-byte keys). It is for hashes carried over from
+// another system (see the root package's Service.Import); it does no
+// hashing. A cost below the minimums of NewHasher is accepted, because
+// refusing it would force a reset on every such account: the next
+// successful login replaces it (NeedsRehash). Anything else, the empty
+// string included, is an *authz.InvalidError that never repeats the key.
+func CheckPasswordHash(encoded string) error {
+	if encoded == "" {
+		return &authz.InvalidError{Field: "password hash", Value: "", Reason: "missing"}
+	}
+	_, _, _, err := decodePHC(encoded)
+	return err
 }
 
 // NeedsRehash reports whether encoded should be replaced by a fresh Hash

@@ -255,7 +255,6 @@ func TestHasherMalformed(t *testing.T) {
 	f := strings.Split(good, "$")
 	identity.ObserveDerive(h, func(d identity.Derivation) { t.Errorf("argon2id ran for a malformed hash: %+v", d) })
 	for _, tc := range []struct{ name, enc string }{
-		{"empty", ""},
 		{"bcrypt", "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"},
 		{"argon2i", "$argon2i$" + strings.Join(f[2:], "$")},
 		{"version 16", "$argon2id$v=16$" + strings.Join(f[3:], "$")},
@@ -332,6 +331,81 @@ func TestVerifyDummyDoesTheSameWork(t *testing.T) {
 	}
 	if unknown.Memory != identity.MinMemory || unknown.Time != identity.MinTime {
 		t.Fatalf("VerifyDummy ran at %+v, want the real cost", unknown)
+	}
+}
+
+// TestVerifyEmptyHash checks that an account without a password (an
+// empty stored hash) never verifies, is no error, and costs what a wrong
+// password for an account with one costs: one argon2id run at the
+// hasher's cost, so a login's timing does not tell the two apart.
+func TestVerifyEmptyHash(t *testing.T) {
+	t.Parallel()
+	h, err := identity.NewHasher(identity.HasherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := h.Hash(strong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran []identity.Derivation
+	identity.ObserveDerive(h, func(d identity.Derivation) { ran = append(ran, d) })
+	for _, pw := range []string{strong, "", "wrong-password-here"} {
+		if ok, err := h.Verify("", pw); ok || err != nil {
+			t.Fatalf("Verify(\"\", %q) = %v, %v; want false, nil", pw, ok, err)
+		}
+	}
+	if ok, _ := h.Verify(enc, "wrong-password-here"); ok {
+		t.Fatal("wrong password verified")
+	}
+	if len(ran) != 4 {
+		t.Fatalf("argon2id ran %d times for three empty-hash Verifies and one real one, want 4", len(ran))
+	}
+	for i, d := range ran[:3] {
+		if want := ran[3]; d.Memory != want.Memory || d.Time != want.Time || d.Threads != want.Threads || d.KeyLen != want.KeyLen || d.SaltLen != want.SaltLen {
+			t.Errorf("empty-hash Verify %d ran %+v, a real Verify %+v; want the same work", i, d, want)
+		}
+	}
+}
+
+// TestCheckPasswordHash checks that CheckPasswordHash accepts exactly
+// what Verify reads (hashes of any computable cost, cheaper than the
+// minimums too, for NeedsRehash to upgrade) and refuses the rest, the
+// empty string included, with ErrInvalid and without echoing the key.
+func TestCheckPasswordHash(t *testing.T) {
+	t.Parallel()
+	cheap, err := cheapHasher(t).Hash(strong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Split(cheap, "$")
+	for _, good := range []string{
+		cheap,
+		"$argon2id$v=19$m=19456,t=2,p=1$" + f[4] + "$" + f[5],
+		"$argon2id$v=19$m=65536,t=3,p=4$" + f[4] + "$" + f[5],
+	} {
+		if err := identity.CheckPasswordHash(good); err != nil {
+			t.Errorf("CheckPasswordHash(%q) = %v, want nil", good, err)
+		}
+	}
+	for _, bad := range []string{
+		"",
+		"x",
+		"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+		"$argon2i$" + strings.Join(f[2:], "$"),
+		"$argon2id$v=16$" + strings.Join(f[3:], "$"),
+		"$argon2id$v=19$m=4294967295,t=1,p=1$" + f[4] + "$" + f[5],
+		"$argon2id$v=19$m=64,t=1,p=1$" + f[4] + "$a2V5",
+		cheap + "$x",
+	} {
+		err := identity.CheckPasswordHash(bad)
+		if !errors.Is(err, authz.ErrInvalid) {
+			t.Errorf("CheckPasswordHash(%q) = %v, want ErrInvalid", bad, err)
+			continue
+		}
+		if strings.Contains(err.Error(), f[5]) {
+			t.Errorf("error %q shows the key", err)
+		}
 	}
 }
 
