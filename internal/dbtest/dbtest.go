@@ -137,13 +137,19 @@ func Open(t testing.TB, kind Kind) *gorm.DB {
 		// or '&', which a URI would misread; the driver strips the query
 		// from a plain path before opening it.
 		path := filepath.Join(t.TempDir(), "test.db")
-		db = open(t, sqlite.Open(path+"?_journal_mode=WAL&_synchronous=NORMAL"+sqliteParams))
+		db = open(t, sqlite.Open(SQLiteFileDSN(path)))
 	case Postgres:
 		db = openPostgres(t)
 	default:
 		t.Fatalf("dbtest: unknown %v", kind)
 	}
 	return db
+}
+
+// SQLiteFileDSN returns the DSN this package opens an SQLite file with:
+// WAL, synchronous=NORMAL, a busy timeout and immediate transactions.
+func SQLiteFileDSN(path string) string {
+	return path + "?_journal_mode=WAL&_synchronous=NORMAL" + sqliteParams
 }
 
 var sqliteParams = fmt.Sprintf("&_busy_timeout=%d&_txlock=immediate&_foreign_keys=1", busyTimeout.Milliseconds())
@@ -154,37 +160,63 @@ func openPostgres(t testing.TB) *gorm.DB {
 	if base == "" {
 		t.Skipf("dbtest: %s is not set", EnvPostgresDSN)
 	}
-	schema := "iamtest_" + randomName()
-
-	admin := open(t, postgres.Open(base))
-	// The schema name is generated above from hex digits only, so it is
-	// safe to splice into DDL (which takes no bind parameters).
-	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
-		t.Fatalf("dbtest: create schema: %v", err)
+	dsn, drop, err := NewSchema(base)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
 	}
 	// Cleanups run last-registered first: the test's own connections close
 	// (registered below) before the schema is dropped.
 	t.Cleanup(func() {
-		if err := admin.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE").Error; err != nil {
-			t.Errorf("dbtest: drop schema %s: %v", schema, err)
+		if err := drop(); err != nil {
+			t.Errorf("dbtest: %v", err)
 		}
 	})
-	// The admin pool keeps no idle connection: it is needed again only to
-	// drop the schema.
-	sqlDB(t, admin).SetMaxOpenConns(1)
-	sqlDB(t, admin).SetMaxIdleConns(0)
-
-	dsn, err := withSearchPath(base, schema)
-	if err != nil {
-		t.Fatalf("dbtest: %s: %v", EnvPostgresDSN, err)
-	}
 	db := open(t, postgres.Open(dsn))
 	sqlDB(t, db).SetMaxOpenConns(8)
 	var got string
-	if err := db.Raw("SELECT current_schema()").Scan(&got).Error; err != nil || got != schema {
-		t.Fatalf("dbtest: current_schema() = %q, %v; want %q", got, err, schema)
+	if err := db.Raw("SELECT current_schema()").Scan(&got).Error; err != nil || !strings.HasPrefix(got, "iamtest_") {
+		t.Fatalf("dbtest: current_schema() = %q, %v; want a fresh iamtest_ schema", got, err)
 	}
 	return db
+}
+
+// NewSchema creates a fresh, uniquely named schema on the PostgreSQL
+// server of the DSN base and returns a DSN whose connections work in it
+// (search_path), and drop, which drops the schema with everything in it.
+// Close every connection of dsn before calling drop. For tests, Open does
+// all this; NewSchema serves programs such as the benchmark report.
+func NewSchema(base string) (dsn string, drop func() error, err error) {
+	schema := "iamtest_" + randomName()
+	dsn, err = withSearchPath(base, schema)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres dsn: %w", err)
+	}
+	admin, err := gorm.Open(postgres.Open(base), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return "", nil, fmt.Errorf("open postgres: %w", err)
+	}
+	adminDB, err := admin.DB()
+	if err != nil {
+		return "", nil, err
+	}
+	// The admin pool keeps no idle connection: it is needed again only to
+	// drop the schema.
+	adminDB.SetMaxOpenConns(1)
+	adminDB.SetMaxIdleConns(0)
+	// The schema name is generated above from hex digits only, so it is
+	// safe to splice into DDL (which takes no bind parameters).
+	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		adminDB.Close()
+		return "", nil, fmt.Errorf("create schema: %w", err)
+	}
+	drop = func() error {
+		defer adminDB.Close()
+		if err := admin.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE").Error; err != nil {
+			return fmt.Errorf("drop schema %s: %w", schema, err)
+		}
+		return nil
+	}
+	return dsn, drop, nil
 }
 
 // withSearchPath adds search_path=schema to a PostgreSQL DSN, in URL or
