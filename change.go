@@ -257,43 +257,14 @@ func (c *change) target(p person, o authz.OrgID) (authz.Target, error) {
 	return t, nil
 }
 
-// activeAdmins counts the active PlatformAdmins.
+// activeAdmins counts the active PlatformAdmins, in one query.
 func (c *change) activeAdmins() (int, error) {
-	admins, err := c.tx.PlatformAdmins()
-	if err != nil {
-		return 0, err
-	}
-	return c.countActive(admins)
+	return c.tx.CountActive(authz.PlatformAdminRule(""))
 }
 
-// activeManagers counts the active Managers of org o.
+// activeManagers counts the active Managers of org o, in one query.
 func (c *change) activeManagers(o authz.OrgID) (int, error) {
-	rules, err := c.tx.OrgRules(o)
-	if err != nil {
-		return 0, err
-	}
-	var managers []authz.UserID
-	for _, r := range rules {
-		if r.Role == authz.Manager {
-			managers = append(managers, r.User)
-		}
-	}
-	return c.countActive(managers)
-}
-
-func (c *change) countActive(users []authz.UserID) (int, error) {
-	n := 0
-	for _, u := range users {
-		acct, err := c.ids.User(c.ctx, u)
-		switch {
-		case errors.Is(err, authz.ErrNotFound):
-		case err != nil:
-			return 0, err
-		case acct.Status == identity.Active:
-			n++
-		}
-	}
-	return n, nil
+	return c.tx.CountActive(authz.RoleRule("", o, authz.Manager))
 }
 
 // read runs fn in a transaction of its own for a query: no version bump,

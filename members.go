@@ -1,10 +1,8 @@
 package iam
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/kiops/iam/audit"
@@ -33,92 +31,6 @@ type Member struct {
 	Account
 	Role       authz.Role
 	Categories authz.CategorySet
-}
-
-// Members lists the members of org with their role and categories, by
-// email (Users by Organization).
-//
-// Errors: ErrForbidden for a Member; ErrNotFound for an org where actor
-// holds no role, or an unknown org; ErrUnauthenticated for an inactive
-// actor.
-func (s *Service) Members(ctx context.Context, actor authz.UserID, org authz.OrgID) ([]Member, error) {
-	if _, err := authz.ParseOrgID(string(org)); err != nil {
-		return nil, err
-	}
-	var out []Member
-	ev := audit.NewEvent(s.cfg.now(), actor, audit.MembersView)
-	ev.Org = org
-	err := s.read(ctx, ev, func(c *change) error {
-		a, err := c.actor(actor)
-		if err != nil {
-			return err
-		}
-		if err := authz.CanListMembers(a.subject(org)); err != nil {
-			return c.deny(err)
-		}
-		if _, err := c.ids.Org(ctx, org); err != nil {
-			return c.denyMissing(err)
-		}
-		admins, err := c.tx.PlatformAdmins()
-		if err != nil {
-			return err
-		}
-		rules, err := c.tx.OrgRules(org)
-		if err != nil {
-			return err
-		}
-		byUser := map[authz.UserID]authz.Membership{}
-		for _, r := range rules {
-			m := byUser[r.User]
-			if r.Role != authz.RoleNone {
-				m.Role = max(m.Role, r.Role)
-			} else {
-				m.Categories = m.Categories.With(r.Category)
-			}
-			byUser[r.User] = m
-		}
-		for u, m := range byUser {
-			acct, err := c.ids.User(ctx, u)
-			if err != nil {
-				return err
-			}
-			out = append(out, Member{Account: accountOf(acct, slices.Contains(admins, u)), Role: m.Role, Categories: m.Categories})
-		}
-		slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Email, b.Email) })
-		return nil
-	})
-	return out, err
-}
-
-// Users lists every account of the platform by email (All Users:
-// PlatformAdmins only).
-//
-// Errors: ErrForbidden for anyone but a PlatformAdmin; ErrUnauthenticated
-// for an inactive actor.
-func (s *Service) Users(ctx context.Context, actor authz.UserID) ([]Account, error) {
-	var out []Account
-	err := s.read(ctx, audit.NewEvent(s.cfg.now(), actor, audit.UsersView), func(c *change) error {
-		a, err := c.actor(actor)
-		if err != nil {
-			return err
-		}
-		if err := authz.CanListAllUsers(a.subject("")); err != nil {
-			return c.deny(err)
-		}
-		admins, err := c.tx.PlatformAdmins()
-		if err != nil {
-			return err
-		}
-		users, err := c.ids.Users(ctx)
-		if err != nil {
-			return err
-		}
-		for _, u := range users {
-			out = append(out, accountOf(u, slices.Contains(admins, u.ID)))
-		}
-		return nil
-	})
-	return out, err
 }
 
 // memberChange runs an operation on target's membership of org: it reads

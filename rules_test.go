@@ -117,12 +117,27 @@ func ruleCases() []ruleCase {
 		{"reset: member", func(w *world) error { return w.svc.StartPasswordReset(w.ctx, w.memA, w.auditorA, w.a) }, iam.ErrForbidden, false},
 
 		// Views.
-		{"members: manager of the org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrA, w.a); return err }, nil, false},
-		{"members: platformadmin, any org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.admin, w.b); return err }, nil, false},
-		{"members: manager of another org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrB, w.a); return err }, iam.ErrNotFound, false},
-		{"members: member", func(w *world) error { _, err := w.svc.Members(w.ctx, w.memA, w.a); return err }, iam.ErrForbidden, false},
-		{"all users: platformadmin", func(w *world) error { _, err := w.svc.Users(w.ctx, w.admin); return err }, nil, false},
-		{"all users: manager", func(w *world) error { _, err := w.svc.Users(w.ctx, w.mgrA); return err }, iam.ErrForbidden, false},
+		{"members: manager of the org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrA, w.a, iam.Page{}); return err }, nil, false},
+		{"members: platformadmin, any org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.admin, w.b, iam.Page{}); return err }, nil, false},
+		{"members: manager of another org", func(w *world) error { _, err := w.svc.Members(w.ctx, w.mgrB, w.a, iam.Page{}); return err }, iam.ErrNotFound, false},
+		{"members: member", func(w *world) error { _, err := w.svc.Members(w.ctx, w.memA, w.a, iam.Page{}); return err }, iam.ErrForbidden, false},
+		{"members with: manager of the org", func(w *world) error {
+			_, err := w.svc.MembersWith(w.ctx, w.mgrA, w.a, authz.Audit, iam.Page{})
+			return err
+		}, nil, false},
+		{"members with: manager of another org", func(w *world) error {
+			_, err := w.svc.MembersWith(w.ctx, w.mgrB, w.a, authz.Audit, iam.Page{})
+			return err
+		}, iam.ErrNotFound, false},
+		{"members with: member", func(w *world) error {
+			_, err := w.svc.MembersWith(w.ctx, w.auditorA, w.a, authz.Audit, iam.Page{})
+			return err
+		}, iam.ErrForbidden, false},
+		{"access: platformadmin, any org", func(w *world) error { _, err := w.svc.Access(w.ctx, w.admin, w.b, authz.VPN, iam.Page{}); return err }, nil, false},
+		{"access: manager of another org", func(w *world) error { _, err := w.svc.Access(w.ctx, w.mgrB, w.a, authz.VPN, iam.Page{}); return err }, iam.ErrNotFound, false},
+		{"access: member", func(w *world) error { _, err := w.svc.Access(w.ctx, w.memA, w.a, authz.VPN, iam.Page{}); return err }, iam.ErrForbidden, false},
+		{"all users: platformadmin", func(w *world) error { _, err := w.svc.Users(w.ctx, w.admin, iam.Page{}); return err }, nil, false},
+		{"all users: manager", func(w *world) error { _, err := w.svc.Users(w.ctx, w.mgrA, iam.Page{}); return err }, iam.ErrForbidden, false},
 		{"queue: manager of the org", func(w *world) error {
 			_, err := w.svc.Registrations(w.ctx, w.mgrA, w.a, approval.Last30Days, approval.Pending)
 			return err

@@ -147,8 +147,9 @@ func TestConcurrentRemovalOfManagers(t *testing.T) {
 		if countNil(errs) != 1 || !errors.Is(errors.Join(errs...), iam.ErrLastManager) {
 			t.Fatalf("two removals: %v", errs)
 		}
-		members, err := e.svc.Members(e.ctx, e.admin, o)
+		page, err := e.svc.Members(e.ctx, e.admin, o, iam.Page{})
 		e.must(err)
+		members := page.Members
 		if len(members) != 1 || members[0].Role != authz.Manager {
 			t.Fatalf("org left with %+v", members)
 		}
@@ -168,10 +169,10 @@ func TestConcurrentDemotionOfPlatformAdmins(t *testing.T) {
 		if countNil(errs) != 1 {
 			t.Fatalf("two demotions: %v", errs)
 		}
-		users, err := e.svc.Users(e.ctx, pickActive(t, e, e.admin, pa2))
+		users, err := e.svc.Users(e.ctx, pickActive(t, e, e.admin, pa2), iam.Page{})
 		e.must(err)
 		admins := 0
-		for _, u := range users {
+		for _, u := range users.Accounts {
 			if u.PlatformAdmin && u.Status.String() == "active" {
 				admins++
 			}

@@ -95,12 +95,22 @@ const tableName = "casbin_rule"
 const rowColumns = "ptype, v0, v1, v2, v3, v4, v5"
 
 // domainIndex declares, for GORM's migrator only, the index on the rule
-// table's domain column (v2).
+// table's domain, role or grant, and user (v2, v1, v0). Its prefix v2
+// serves the lookups by org (OrgRules, RemoveOrg); the whole of it serves
+// the listings, which read the holders of one role or grant in one
+// domain in user order (see Tx.Holders).
 type domainIndex struct {
-	V2 string `gorm:"size:100;index:idx_casbin_rule_v2"`
+	V2 string `gorm:"size:100;index:idx_casbin_rule_v2_v1_v0,priority:1"`
+	V1 string `gorm:"size:100;index:idx_casbin_rule_v2_v1_v0,priority:2"`
+	V0 string `gorm:"size:100;index:idx_casbin_rule_v2_v1_v0,priority:3"`
 }
 
-const domainIndexName = "idx_casbin_rule_v2"
+const domainIndexName = "idx_casbin_rule_v2_v1_v0"
+
+// oldDomainIndexName is the index on v2 alone that earlier versions
+// created. domainIndex serves every query it served, so the migration
+// drops it rather than keep a second index to update on every write.
+const oldDomainIndexName = "idx_casbin_rule_v2"
 
 func (domainIndex) TableName() string { return tableName }
 
@@ -117,8 +127,9 @@ type Store struct {
 
 // Open prepares db for the policy and the other stores and returns a Store
 // over it. It creates the rule table through gorm-adapter (with the
-// adapter's unique index over all columns) and an index on the domain
-// column v2 if they are missing, migrates the version table and the
+// adapter's unique index over all columns) and an index on
+// (v2, v1, v0) if they are missing (dropping the index on v2 alone
+// that earlier versions created), migrates the version table and the
 // tables of the identity, approval and audit stores with GORM's
 // migrator (creating what is missing: tables, columns, indexes), and
 // inserts the base rules of the model (authz.BaseRows) that are not
@@ -163,12 +174,19 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", tableName, err)
 		}
-		// RemoveOrg looks rows up by domain. (Lookups by user are served by
-		// the adapter's unique index, which starts with ptype, v0.) GORM's
-		// migrator writes the DDL for each dialect.
-		if m := tx.Migrator(); !m.HasIndex(&domainIndex{}, domainIndexName) {
+		// RemoveOrg and the listings look rows up by domain. (Lookups by
+		// user are served by the adapter's unique index, which starts with
+		// ptype, v0.) GORM's migrator writes the DDL for each dialect. Each
+		// step runs only when needed, so a migrated database gets no DDL.
+		m := tx.Migrator()
+		if !m.HasIndex(&domainIndex{}, domainIndexName) {
 			if err := m.CreateIndex(&domainIndex{}, domainIndexName); err != nil {
 				return fmt.Errorf("create index %s: %w", domainIndexName, err)
+			}
+		}
+		if m.HasIndex(&domainIndex{}, oldDomainIndexName) {
+			if err := m.DropIndex(&domainIndex{}, oldDomainIndexName); err != nil {
+				return fmt.Errorf("drop index %s: %w", oldDomainIndexName, err)
 			}
 		}
 		if err := migrateVersion(tx); err != nil {

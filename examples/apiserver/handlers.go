@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/approval"
@@ -399,20 +400,84 @@ func hasBody(r *http.Request) bool {
 // Users by Organization: members, Edit Role, Permission Management,
 // Remove, and an administrator-started password reset.
 
+// members lists a page of org's members (?after&limit); with ?category,
+// only those granted it (Service.MembersWith).
 func (s *server) members(w http.ResponseWriter, r *http.Request) error {
 	me, org, err := orgParams(r)
 	if err != nil {
 		return err
 	}
-	ms, err := s.svc.Members(r.Context(), me, org)
+	q, err := query(r, "category", "after", "limit")
 	if err != nil {
 		return err
 	}
+	p, err := pageOf(q)
+	if err != nil {
+		return err
+	}
+	var page iam.MemberPage
+	if name, ok := q["category"]; ok {
+		c, err := authz.ParseCategory(name)
+		if err != nil {
+			return err
+		}
+		page, err = s.svc.MembersWith(r.Context(), me, org, c, p)
+		if err != nil {
+			return err
+		}
+	} else if page, err = s.svc.Members(r.Context(), me, org, p); err != nil {
+		return err
+	}
 	out := []memberView{}
-	for _, m := range ms {
+	for _, m := range page.Members {
 		out = append(out, memberOf(m))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(org), "members": out})
+	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(org), "members": out, "next": page.Next})
+}
+
+// access lists a page of the users allowed to use ?category in org, and
+// why (Service.Access).
+func (s *server) access(w http.ResponseWriter, r *http.Request) error {
+	me, org, err := orgParams(r)
+	if err != nil {
+		return err
+	}
+	q, err := query(r, "category", "after", "limit")
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(q)
+	if err != nil {
+		return err
+	}
+	c, err := authz.ParseCategory(q["category"])
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.Access(r.Context(), me, org, c, p)
+	if err != nil {
+		return err
+	}
+	out := []accessorView{}
+	for _, a := range page.Accessors {
+		out = append(out, accessorView{memberView: memberOf(a.Member), Reason: a.Reason.String()})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(org), "category": c, "users": out, "next": page.Next})
+}
+
+// pageOf reads a listing's page from its query: after (the next of the
+// previous page) and limit (1 to iam.MaxPageLimit; absent for
+// iam.DefaultPageLimit). The Service validates both.
+func pageOf(q map[string]string) (iam.Page, error) {
+	p := iam.Page{After: q["after"]}
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return iam.Page{}, &authz.InvalidError{Field: "limit", Reason: fmt.Sprintf("want a number from 1 to %d", iam.MaxPageLimit)}
+		}
+		p.Limit = n
+	}
+	return p, nil
 }
 
 // orgParams returns the actor and the org of an org's route.
@@ -507,20 +572,29 @@ func (s *server) startPasswordReset(w http.ResponseWriter, r *http.Request) erro
 
 // All Users and offboarding (PlatformAdmins; the Service refuses others).
 
+// users lists a page of All Users (?after&limit).
 func (s *server) users(w http.ResponseWriter, r *http.Request) error {
 	me, err := actor(r)
 	if err != nil {
 		return err
 	}
-	us, err := s.svc.Users(r.Context(), me)
+	q, err := query(r, "after", "limit")
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(q)
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.Users(r.Context(), me, p)
 	if err != nil {
 		return err
 	}
 	out := []accountView{}
-	for _, u := range us {
+	for _, u := range page.Accounts {
 		out = append(out, accountOf(u))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"users": out})
+	return writeJSON(w, http.StatusOK, map[string]any{"users": out, "next": page.Next})
 }
 
 // accountOp runs one of the account-wide operations (DeleteUser,

@@ -237,18 +237,37 @@ func (e *env) snapshot(t *testing.T) snapshot {
 	if s.Orgs, err = e.svc.Orgs(ctx, e.admin); err != nil {
 		t.Fatal(err)
 	}
-	if s.Users, err = e.svc.Users(ctx, e.admin); err != nil {
-		t.Fatal(err)
-	}
+	s.Users = allPages(t, func(p iam.Page) ([]iam.Account, string, error) {
+		page, err := e.svc.Users(ctx, e.admin, p)
+		return page.Accounts, page.Next, err
+	})
 	for _, o := range s.Orgs {
-		if s.Members[o.ID], err = e.svc.Members(ctx, e.admin, o.ID); err != nil {
-			t.Fatal(err)
-		}
+		s.Members[o.ID] = allPages(t, func(p iam.Page) ([]iam.Member, string, error) {
+			page, err := e.svc.Members(ctx, e.admin, o.ID, p)
+			return page.Members, page.Next, err
+		})
 		if s.Requests[o.ID], err = e.svc.Registrations(ctx, e.admin, o.ID, approval.AllTime, approval.AnyStatus); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return s
+}
+
+// allPages walks a listing from its first page to its last and returns
+// every entry.
+func allPages[T any](t *testing.T, list func(iam.Page) ([]T, string, error)) []T {
+	t.Helper()
+	var out []T
+	for p := (iam.Page{}); ; {
+		items, next, err := list(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, items...)
+		if p.After = next; next == "" {
+			return out
+		}
+	}
 }
 
 // unchanged runs f and fails when it changed anything a snapshot sees.

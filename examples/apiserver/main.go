@@ -52,12 +52,13 @@
 //	GET    /v1/orgs/{org}/registrations               ?period=7d|30d|all&status=pending|approved|rejected|any, with pending_count
 //	POST   /v1/registrations/{id}/approve             204
 //	POST   /v1/registrations/{id}/reject              optional {reason}: 204
-//	GET    /v1/orgs/{org}/members
+//	GET    /v1/orgs/{org}/members                     ?after&limit&category: a page by user id, with next ("" on the last)
+//	GET    /v1/orgs/{org}/access                      ?category&after&limit: who may use category in org, and why
 //	PUT    /v1/orgs/{org}/members/{user}/role         {role}: 204
 //	PUT    /v1/orgs/{org}/members/{user}/categories   {categories: [...]}, the whole set: 204
 //	DELETE /v1/orgs/{org}/members/{user}              204
 //	POST   /v1/orgs/{org}/members/{user}/password-reset  202
-//	GET    /v1/users; DELETE /v1/users/{user}; POST /v1/users/{user}/deactivate, /reactivate
+//	GET    /v1/users (?after&limit, with next); DELETE /v1/users/{user}; POST /v1/users/{user}/deactivate, /reactivate
 //	GET    /v1/orgs/{org}/audit                       ?actor&target&action&outcome&since&until&limit&before
 //	GET    /v1/orgs/{org}/audit/export                ?format=csv|jsonl and the same filters
 //	GET    /v1/orgs/{org}/runtime|services|backups|devices|databases|vpn   sample feature pages

@@ -116,6 +116,7 @@ func (s *server) routes() []route {
 		{"POST /v1/registrations/{id}/reject", authenticated, nil, s.reject},
 
 		{"GET /v1/orgs/{org}/members", authenticated, nil, s.members},
+		{"GET /v1/orgs/{org}/access", authenticated, nil, s.access},
 		{"PUT /v1/orgs/{org}/members/{user}/role", authenticated, nil, s.changeRole},
 		{"PUT /v1/orgs/{org}/members/{user}/categories", authenticated, nil, s.setCategories},
 		{"DELETE /v1/orgs/{org}/members/{user}", authenticated, nil, s.removeMember},

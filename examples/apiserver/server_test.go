@@ -219,6 +219,50 @@ func (w *world) reads(t *testing.T) {
 				}
 			}},
 		{name: "members of another org", method: "GET", path: "/v1/orgs/" + w.busan + "/members", want: byRole{admin: 200, mgr: 404, member: 404}},
+		{name: "members a page at a time", method: "GET", path: "/v1/orgs/" + w.seoul + "/members?limit=2", want: managers,
+			check: func(t *testing.T, who string, r resp) {
+				var ids []string
+				for {
+					for _, m := range r.list(t, "members") {
+						ids = append(ids, m["id"].(string))
+					}
+					next := r.str(t, "next")
+					if next == "" {
+						break
+					}
+					r = w.do(t, 200, "GET", "/v1/orgs/"+w.seoul+"/members?limit=2&after="+next, w.tok[who], nil)
+				}
+				if len(ids) != 3 || !slices.IsSorted(ids) || ids[0] == ids[1] || ids[1] == ids[2] {
+					t.Errorf("paged members %v, want 3 ids in order", ids)
+				}
+			}},
+		{name: "members with vpn", method: "GET", path: "/v1/orgs/" + w.seoul + "/members?category=vpn", want: managers,
+			check: func(t *testing.T, _ string, r resp) {
+				if ms := r.list(t, "members"); len(ms) != 1 || ms[0]["email"] != "joon@example.com" || r.str(t, "next") != "" {
+					t.Errorf("members with vpn: %s", r.body)
+				}
+			}},
+		{name: "access to vpn", method: "GET", path: "/v1/orgs/" + w.seoul + "/access?category=vpn", want: managers,
+			check: func(t *testing.T, _ string, r resp) {
+				got := map[string]string{}
+				for _, a := range r.list(t, "users") {
+					got[a["email"].(string)] = a["reason"].(string)
+				}
+				want := map[string]string{
+					adminEmail:         "PlatformAdmin",
+					"pat@example.com":  "PlatformAdmin",
+					"mina@example.com": "Manager of the org",
+					"joon@example.com": "granted",
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("access %v, want %v", got, want)
+				}
+			}},
+		{name: "access of another org", method: "GET", path: "/v1/orgs/" + w.busan + "/access?category=vpn", want: byRole{admin: 200, mgr: 404, member: 404}},
+		{name: "access without a category", method: "GET", path: "/v1/orgs/" + w.seoul + "/access", want: byRole{admin: 422, mgr: 422}},
+		{name: "members with a bad limit", method: "GET", path: "/v1/orgs/" + w.seoul + "/members?limit=1001", want: byRole{admin: 422, mgr: 422}},
+		{name: "members with a bad cursor", method: "GET", path: "/v1/orgs/" + w.seoul + "/members?after=usr_x", want: byRole{admin: 422, mgr: 422}},
+		{name: "users with a bad limit", method: "GET", path: "/v1/users?limit=-1", want: byRole{admin: 422}},
 		{name: "/v1/users", method: "GET", path: "/v1/users", want: byRole{admin: 200, mgr: 403, member: 403, anon: 401},
 			check: func(t *testing.T, _ string, r resp) {
 				if n := len(r.list(t, "users")); n != 5 {

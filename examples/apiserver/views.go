@@ -84,6 +84,12 @@ func memberOf(m iam.Member) memberView {
 	return memberView{accountView: accountOf(m.Account), Role: roleName(m.Role), Categories: categoryNames(m.Categories)}
 }
 
+// accessorView is a user allowed to use a category in an org, and why.
+type accessorView struct {
+	memberView
+	Reason string `json:"reason"`
+}
+
 // membershipView is what the actor holds in one org, on the profile.
 type membershipView struct {
 	OrgID      string   `json:"org_id"`
