@@ -35,6 +35,7 @@ func (s *Service) accountChange(ctx context.Context, actor, target authz.UserID,
 // last active Manager of an org; ErrUnauthenticated for an inactive actor.
 // Refusals are recorded as denied attempts.
 func (s *Service) DeactivateUser(ctx context.Context, actor, target authz.UserID) error {
+	defer s.sessions.forgetUser(target)
 	return s.accountChange(ctx, actor, target, audit.UserDeactivate, authz.CanManageAccount,
 		func(c *change, p person) error {
 			return c.setStatus(p, identity.Deactivated)
@@ -94,6 +95,7 @@ func (c *change) endSessions(user authz.UserID) error {
 // ErrUnauthenticated for an inactive actor. Refusals are recorded as
 // denied attempts.
 func (s *Service) DeleteUser(ctx context.Context, actor, target authz.UserID) error {
+	defer s.sessions.forgetUser(target)
 	return s.accountChange(ctx, actor, target, audit.UserDelete, authz.CanManageAccount,
 		func(c *change, p person) error { return c.deleteAccount(p) })
 }

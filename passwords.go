@@ -57,6 +57,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 // ErrUnauthenticated for an inactive actor. Refusals are recorded as
 // denied attempts.
 func (s *Service) StartPasswordReset(ctx context.Context, actor, target authz.UserID, org authz.OrgID) error {
+	defer s.sessions.forgetUser(target)
 	if _, err := authz.ParseUserID(string(target)); err != nil {
 		return err
 	}
@@ -131,11 +132,14 @@ func (s *Service) notify(ctx context.Context, msg *ResetMessage) {
 // (the token stays usable then).
 func (s *Service) ResetPassword(ctx context.Context, token, password string) (identity.Token, error) {
 	var tok identity.Token
+	var user authz.UserID // whose sessions may end, once known
+	defer func() { s.sessions.forgetUser(user) }()
 	err := s.record(ctx, audit.NewEvent(s.cfg.now(), "", audit.PasswordResetComplete), func(c *change) error {
 		rt, err := c.ids.UseResetToken(ctx, identity.HashToken(token), c.event.Time)
 		if err != nil {
 			return err
 		}
+		user = rt.User
 		u, err := c.ids.User(ctx, rt.User)
 		if err != nil {
 			return err

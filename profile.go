@@ -66,6 +66,7 @@ func (s *Service) ChangeName(ctx context.Context, actor authz.UserID, name strin
 // inactive actor; ErrInvalid for an unacceptable new password (an
 // *identity.PasswordError says why).
 func (s *Service) ChangePassword(ctx context.Context, actor authz.UserID, current, next string) (identity.Token, error) {
+	defer s.sessions.forgetUser(actor)
 	var tok identity.Token
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfilePasswordChange)
 	ev.Target = actor
@@ -133,6 +134,7 @@ func (c *change) setPassword(s *Service, u identity.User, password string) (iden
 // inactive actor; ErrLastPlatformAdmin; ErrLastManager. Refusals are
 // recorded as denied attempts.
 func (s *Service) DeleteAccount(ctx context.Context, actor authz.UserID, password string) error {
+	defer s.sessions.forgetUser(actor)
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfileDelete)
 	ev.Target = actor
 	return s.mutate(ctx, ev, func(c *change) error {

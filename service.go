@@ -36,6 +36,7 @@ type Service struct {
 	engine   *authz.Engine
 	hasher   *identity.Hasher
 	throttle *identity.Throttle
+	sessions *sessionCache // nil when disabled
 	cfg      config
 
 	// mu serializes management operations in this process, from their
@@ -57,6 +58,9 @@ type config struct {
 	notifier   Notifier
 	throttle   identity.ThrottleConfig
 	sessionTTL time.Duration
+
+	cacheSize   int
+	cacheMaxAge time.Duration
 }
 
 // Notifier delivers password-reset tokens to users: the module sends no
@@ -145,9 +149,12 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
 	if db == nil {
 		return nil, fmt.Errorf("iam: new: %w", &authz.InvalidError{Field: "db", Value: "nil", Reason: "a *gorm.DB is required"})
 	}
-	cfg := config{now: time.Now, log: slog.Default()}
+	cfg := config{now: time.Now, log: slog.Default(), cacheSize: DefaultSessionCacheSize, cacheMaxAge: DefaultSessionCacheMaxAge}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.cacheSize < 0 || cfg.cacheMaxAge < 0 {
+		return nil, fmt.Errorf("iam: new: %w", &authz.InvalidError{Field: "session cache", Value: fmt.Sprintf("size %d, max age %v", cfg.cacheSize, cfg.cacheMaxAge), Reason: "want 0 (off) or more for both"})
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now
@@ -181,7 +188,8 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
 	if err := store.Load(ctx, engine); err != nil {
 		return nil, fmt.Errorf("iam: new: %w", err)
 	}
-	return &Service{db: db, store: store, engine: engine, hasher: hasher, throttle: identity.NewThrottle(cfg.throttle), cfg: cfg}, nil
+	return &Service{db: db, store: store, engine: engine, hasher: hasher, throttle: identity.NewThrottle(cfg.throttle),
+		sessions: newSessionCache(cfg.cacheSize, cfg.cacheMaxAge), cfg: cfg}, nil
 }
 
 // Close releases what the Service holds. It does not close the *gorm.DB,

@@ -75,15 +75,46 @@ func (s *Service) Login(ctx context.Context, email, password string) (identity.T
 // Authenticate resolves a session token to its user: the identity behind
 // a request. It refuses expired and ended sessions and inactive accounts.
 //
-// Errors: ErrUnauthenticated for every refusal.
+// A session found valid in the database is kept in memory (see
+// WithSessionCache): later calls with the same token hash it, find it in
+// memory and check only its end and the account's status in the engine,
+// with no database read, no global lock and no allocation. An entry is
+// trusted until the session ends or for the cache's maximum age (a minute
+// by default), whichever comes first; then the database is read again.
+// Unknown and refused tokens are never cached: each one costs a database
+// read, so a flood of made-up tokens cannot fill memory.
+//
+// The promise is per Service (per replica). On this Service, a session is
+// refused as soon as the call that ended it has returned: Logout,
+// ChangePassword, ResetPassword, StartPasswordReset, DeactivateUser,
+// DeleteUser and DeleteAccount drop what the cache holds for it after
+// their transaction commits (and an Authenticate that read the database
+// before that commit cannot put it back). Another Service on the same
+// database (another replica) does not see those calls: it refuses an ended
+// session only when its cached entry reaches its maximum age, so that age
+// bounds how long a revocation takes to reach other replicas. A
+// deactivation done elsewhere is refused from memory only once this
+// Service's engine has the change.
+//
+// Errors: ErrUnauthenticated for every refusal; a database error when the
+// token is not in memory and the database cannot be read.
 func (s *Service) Authenticate(ctx context.Context, token string) (authz.UserID, error) {
-	var user authz.UserID
+	if s.closed.Load() {
+		return "", errClosed
+	}
+	h := identity.HashToken(token)
+	now := s.cfg.now()
+	if u, ok := s.sessions.get(h, now); ok && !s.engine.IsDeactivated(u) {
+		return u, nil
+	}
+	gen := s.sessions.generation() // before the read: see sessionCache.put
+	var sess identity.Session
 	err := s.read(ctx, audit.Event{}, func(c *change) error {
-		sess, err := c.ids.Session(ctx, identity.HashToken(token))
-		if err != nil {
+		var err error
+		if sess, err = c.ids.Session(ctx, h); err != nil {
 			return err
 		}
-		if sess.Expired(s.cfg.now()) {
+		if sess.Expired(now) {
 			return errNoSession
 		}
 		u, err := c.ids.User(ctx, sess.User)
@@ -93,13 +124,16 @@ func (s *Service) Authenticate(ctx context.Context, token string) (authz.UserID,
 		if u.Status != identity.Active {
 			return errNoSession
 		}
-		user = u.ID
 		return nil
 	})
 	if errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrInvalid) {
 		return "", errNoSession
 	}
-	return user, err
+	if err != nil {
+		return "", err
+	}
+	s.sessions.put(sess, now, gen)
+	return sess.User, nil
 }
 
 var errNoSession = fmt.Errorf("%w: no valid session", ErrUnauthenticated)
@@ -109,6 +143,7 @@ var errNoSession = fmt.Errorf("%w: no valid session", ErrUnauthenticated)
 // Errors: ErrUnauthenticated for an unknown or ended session.
 func (s *Service) Logout(ctx context.Context, token string) error {
 	h := identity.HashToken(token)
+	defer s.sessions.forget(h)
 	err := s.record(ctx, audit.NewEvent(s.cfg.now(), "", audit.SessionLogout), func(c *change) error {
 		sess, err := c.ids.Session(ctx, h)
 		if err != nil {

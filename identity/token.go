@@ -105,8 +105,15 @@ type TokenHash [sha256.Size]byte
 // HashToken returns the SHA-256 of a token's value as presented by a
 // client: the bytes of the string, whatever they are. A malformed or
 // unknown token simply hashes to something no store holds, so callers
-// need not parse presented tokens first. Safe for concurrent use.
-func HashToken(token string) TokenHash { return sha256.Sum256([]byte(token)) }
+// need not parse presented tokens first. It allocates nothing for tokens
+// of up to 64 bytes (a session's is 43): it runs on every request. Safe
+// for concurrent use.
+func HashToken(token string) TokenHash {
+	// A plain []byte(token) is copied to the heap above 32 bytes; this
+	// stack buffer holds every token this package issues.
+	var buf [64]byte
+	return sha256.Sum256(append(buf[:0], token...))
+}
 
 // ParseTokenHash parses 64 hex digits (either case). Anything else is an
 // *authz.InvalidError matching authz.ErrInvalid.

@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,23 @@ func TestTokenEntropy(t *testing.T) {
 	var zero identity.Token
 	if !zero.IsZero() || zero.Reveal() != "" {
 		t.Fatal("the zero Token is not empty")
+	}
+}
+
+// TestHashToken: HashToken is SHA-256 of the token's bytes, at every
+// length (the stack buffer's edge included), and allocates nothing for a
+// session token, since the middleware calls it on every request.
+func TestHashToken(t *testing.T) {
+	for _, n := range []int{0, 1, 43, 63, 64, 65, 1000} {
+		tok := strings.Repeat("x", n)
+		if got, want := identity.HashToken(tok), identity.TokenHash(sha256.Sum256([]byte(tok))); got != want {
+			t.Errorf("HashToken of %d bytes = %v, want %v", n, got, want)
+		}
+	}
+	tok, _ := identity.NewToken()
+	v := tok.Reveal()
+	if n := testing.AllocsPerRun(100, func() { identity.HashToken(v) }); n != 0 {
+		t.Errorf("HashToken of a session token allocates %v times", n)
 	}
 }
 
