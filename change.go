@@ -257,14 +257,16 @@ func (c *change) target(p person, o authz.OrgID) (authz.Target, error) {
 	return t, nil
 }
 
-// activeAdmins counts the active PlatformAdmins, in one query.
+// activeAdmins counts the active PlatformAdmins, in one query, up to 2:
+// the invariants only ask whether there is more than one.
 func (c *change) activeAdmins() (int, error) {
-	return c.tx.CountActive(authz.PlatformAdminRule(""))
+	return c.tx.CountActive(authz.PlatformAdminRule(""), 2)
 }
 
-// activeManagers counts the active Managers of org o, in one query.
+// activeManagers counts the active Managers of org o, in one query, up to
+// 2, as activeAdmins.
 func (c *change) activeManagers(o authz.OrgID) (int, error) {
-	return c.tx.CountActive(authz.RoleRule("", o, authz.Manager))
+	return c.tx.CountActive(authz.RoleRule("", o, authz.Manager), 2)
 }
 
 // read runs fn in a transaction of its own for a query: no version bump,

@@ -33,11 +33,15 @@ const MaxListLimit = 10_000
 // active, users holding the deactivation rule are left out, as the
 // Engine denies them everything.
 //
-// Each rule is one query: the index idx_casbin_rule_v2_v1_v0 read from
-// (domain, role or grant, after) in order, LIMIT limit, with the
-// deactivation looked up per row in the adapter's unique index; the
-// lists are merged here. So a page costs O(len(rules) * limit) whatever
-// the number of users.
+// Each rule is one query: a range of the index (ptype, v2, v1, v0) read
+// in order from (rule, after) and cut off by LIMIT; the lists are merged
+// here. With active, one more query looks up which of the merged users are
+// deactivated (the adapter's unique index, by user), and when some are,
+// the next users are read the same way until the page is full. So a page
+// costs O(len(rules) * limit), plus the deactivated users it skips,
+// whatever the number of users. (A NOT EXISTS in the range query would be
+// one query, but PostgreSQL plans it as an anti join that reads every
+// deactivated user.)
 //
 // Errors: an invalid rule, an after that is neither "" nor a user id, or
 // a limit outside 1..MaxListLimit is an *authz.InvalidError
@@ -48,39 +52,69 @@ func (t *Tx) Holders(after authz.UserID, limit int, active bool, rules ...authz.
 	if err := t.listArgs(op, after, limit); err != nil {
 		return nil, err
 	}
-	var off authz.Row
-	if active {
-		off = probeRow(authz.DeactivationRule(""))
-	}
-	var out []authz.UserID
+	rows := make([]authz.Row, 0, len(rules))
 	for _, r := range rules {
-		if r.User == "" {
-			r.User = probeUser
-		}
 		if r.Deactivated {
 			return nil, fmt.Errorf("gormstore: %s: %w", op, &authz.InvalidError{Field: "rule", Value: r.String(), Reason: "want a role or a grant"})
+		}
+		if r.User == "" {
+			r.User = probeUser
 		}
 		row, err := r.Row()
 		if err != nil {
 			return nil, fmt.Errorf("gormstore: %s: %w", op, err)
 		}
-		q := t.db.Model(&gormadapter.CasbinRule{}).
-			Where("ptype = ? AND v2 = ? AND v1 = ? AND v0 > ?", row.PType, row.V2, row.V1, string(after))
-		if active {
-			// casbin_rule.v0 is the outer row's user: the alias d is the
-			// deactivation row of the same user, if any.
-			q = q.Where("NOT EXISTS (SELECT 1 FROM casbin_rule d WHERE d.ptype = ? AND d.v0 = casbin_rule.v0 AND d.v1 = ? AND d.v2 = ?)",
-				off.PType, off.V1, off.V2)
-		}
-		var ids []authz.UserID
-		if err := q.Order("v0").Limit(limit).Pluck("v0", &ids).Error; err != nil {
-			return nil, t.fail(op, fmt.Errorf("read: %w", err))
-		}
-		out = append(out, ids...)
+		rows = append(rows, row)
 	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	return out[:min(len(out), limit)], nil
+	var out []authz.UserID
+	for {
+		var next []authz.UserID
+		for _, row := range rows {
+			var ids []authz.UserID
+			err := t.db.Model(&gormadapter.CasbinRule{}).
+				Where("ptype = ? AND v2 = ? AND v1 = ? AND v0 > ?", row.PType, row.V2, row.V1, string(after)).
+				Order("v0").Limit(limit).Pluck("v0", &ids).Error
+			if err != nil {
+				return nil, t.fail(op, fmt.Errorf("read: %w", err))
+			}
+			next = append(next, ids...)
+		}
+		slices.Sort(next)
+		next = slices.Compact(next)
+		next = next[:min(len(next), limit)]
+		if len(next) == 0 {
+			return out, nil
+		}
+		kept := next
+		if active {
+			var err error
+			if kept, err = t.withoutDeactivated(op, next); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, kept...)
+		if len(out) >= limit || len(next) < limit {
+			return out[:min(len(out), limit)], nil
+		}
+		after = next[len(next)-1]
+	}
+}
+
+// withoutDeactivated returns users (sorted) without those holding the
+// deactivation rule.
+func (t *Tx) withoutDeactivated(op string, users []authz.UserID) ([]authz.UserID, error) {
+	off := probeRow(authz.DeactivationRule(""))
+	var ids []authz.UserID
+	err := t.db.Model(&gormadapter.CasbinRule{}).
+		Where("ptype = ? AND v0 IN ? AND v1 = ? AND v2 = ?", off.PType, users, off.V1, off.V2).
+		Pluck("v0", &ids).Error
+	if err != nil {
+		return nil, t.fail(op, fmt.Errorf("read: %w", err))
+	}
+	if len(ids) == 0 {
+		return users, nil
+	}
+	return slices.DeleteFunc(slices.Clone(users), func(u authz.UserID) bool { return slices.Contains(ids, u) }), nil
 }
 
 // HolderRules returns the rules that users hold in org o together with
@@ -148,16 +182,18 @@ func (t *Tx) AccountsAfter(after authz.UserID, limit int) ([]identity.User, erro
 }
 
 // CountActive counts the live, active accounts holding rule (a
-// PlatformAdminRule or a RoleRule; its User is ignored and may be ""):
-// how many active PlatformAdmins or Managers of an org there are. The
+// PlatformAdminRule or a RoleRule; its User is ignored and may be ""), up
+// to upTo: whether an org keeps another active Manager, or the platform
+// another active PlatformAdmin, is CountActive(rule, 2) > 1. The
 // account's status decides, as it does for the management rules. One
-// query: the rule's range of idx_casbin_rule_v2_v1_v0 joined to the
-// accounts by primary key.
+// query: the rule's range of the index (ptype, v2, v1, v0) joined to the
+// accounts by primary key, stopping at upTo, so it costs O(upTo) plus
+// the inactive holders it skips, however many hold the rule.
 //
-// Errors: an invalid rule is an *authz.InvalidError (authz.ErrInvalid); a
-// database failure spoils the transaction; wrapped with
-// "gormstore: count active".
-func (t *Tx) CountActive(rule authz.Rule) (int, error) {
+// Errors: an invalid rule or an upTo below 1 is an *authz.InvalidError
+// (authz.ErrInvalid); a database failure spoils the transaction; wrapped
+// with "gormstore: count active".
+func (t *Tx) CountActive(rule authz.Rule, upTo int) (int, error) {
 	const op = "count active"
 	if err := t.usable(op); err != nil {
 		return 0, err
@@ -166,16 +202,19 @@ func (t *Tx) CountActive(rule authz.Rule) (int, error) {
 		rule.User = probeUser
 	}
 	row, err := rule.Row()
+	if err == nil && upTo < 1 {
+		err = &authz.InvalidError{Field: "count limit", Value: fmt.Sprint(upTo), Reason: "want 1 or more"}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("gormstore: %s: %w", op, err)
 	}
-	var n int64
-	err = t.db.Table(tableName).
+	holders := t.db.Table(tableName).Select("1").
 		Joins("JOIN iam_users u ON u.id = casbin_rule.v0").
 		Where("casbin_rule.ptype = ? AND casbin_rule.v2 = ? AND casbin_rule.v1 = ?", row.PType, row.V2, row.V1).
 		Where("u.deleted_at IS NULL AND u.status = ?", identity.Active.String()).
-		Count(&n).Error
-	if err != nil {
+		Limit(upTo)
+	var n int64
+	if err := t.db.Table("(?) AS holders", holders).Count(&n).Error; err != nil {
 		return 0, t.fail(op, fmt.Errorf("read: %w", err))
 	}
 	return int(n), nil

@@ -95,22 +95,28 @@ const tableName = "casbin_rule"
 const rowColumns = "ptype, v0, v1, v2, v3, v4, v5"
 
 // domainIndex declares, for GORM's migrator only, the index on the rule
-// table's domain, role or grant, and user (v2, v1, v0). Its prefix v2
-// serves the lookups by org (OrgRules, RemoveOrg); the whole of it serves
-// the listings, which read the holders of one role or grant in one
-// domain in user order (see Tx.Holders).
+// table's type, domain, role or grant, and user (ptype, v2, v1, v0). Its
+// prefix (ptype, v2) serves the lookups by org (OrgRules, RemoveOrg); the
+// whole of it serves the listings, which read the holders of one role or
+// grant in one domain in user order (see Tx.Holders). ptype leads because
+// every query binds it: with it outside the index, PostgreSQL preferred
+// the adapter's index (ptype, v0, ...) for ORDER BY v0 and filtered a
+// range of all users.
 type domainIndex struct {
-	V2 string `gorm:"size:100;index:idx_casbin_rule_v2_v1_v0,priority:1"`
-	V1 string `gorm:"size:100;index:idx_casbin_rule_v2_v1_v0,priority:2"`
-	V0 string `gorm:"size:100;index:idx_casbin_rule_v2_v1_v0,priority:3"`
+	PType string `gorm:"column:ptype;size:100;index:idx_casbin_rule_ptype_v2_v1_v0,priority:1"`
+	V2    string `gorm:"size:100;index:idx_casbin_rule_ptype_v2_v1_v0,priority:2"`
+	V1    string `gorm:"size:100;index:idx_casbin_rule_ptype_v2_v1_v0,priority:3"`
+	V0    string `gorm:"size:100;index:idx_casbin_rule_ptype_v2_v1_v0,priority:4"`
 }
 
-const domainIndexName = "idx_casbin_rule_v2_v1_v0"
+const domainIndexName = "idx_casbin_rule_ptype_v2_v1_v0"
 
-// oldDomainIndexName is the index on v2 alone that earlier versions
-// created. domainIndex serves every query it served, so the migration
-// drops it rather than keep a second index to update on every write.
-const oldDomainIndexName = "idx_casbin_rule_v2"
+// oldDomainIndexes are indexes that earlier versions created and that
+// domainIndex serves in full: the migration drops them rather than keep
+// more indexes to update on every write. idx_casbin_rule_v2 is the index
+// on v2 alone of released versions; idx_casbin_rule_v2_v1_v0 lived on the
+// main branch for a few commits.
+var oldDomainIndexes = []string{"idx_casbin_rule_v2", "idx_casbin_rule_v2_v1_v0"}
 
 func (domainIndex) TableName() string { return tableName }
 
@@ -128,8 +134,8 @@ type Store struct {
 // Open prepares db for the policy and the other stores and returns a Store
 // over it. It creates the rule table through gorm-adapter (with the
 // adapter's unique index over all columns) and an index on
-// (v2, v1, v0) if they are missing (dropping the index on v2 alone
-// that earlier versions created), migrates the version table and the
+// (ptype, v2, v1, v0) if they are missing (dropping the index on v2
+// alone that earlier versions created), migrates the version table and the
 // tables of the identity, approval and audit stores with GORM's
 // migrator (creating what is missing: tables, columns, indexes), and
 // inserts the base rules of the model (authz.BaseRows) that are not
@@ -184,9 +190,11 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("create index %s: %w", domainIndexName, err)
 			}
 		}
-		if m.HasIndex(&domainIndex{}, oldDomainIndexName) {
-			if err := m.DropIndex(&domainIndex{}, oldDomainIndexName); err != nil {
-				return fmt.Errorf("drop index %s: %w", oldDomainIndexName, err)
+		for _, old := range oldDomainIndexes {
+			if m.HasIndex(&domainIndex{}, old) {
+				if err := m.DropIndex(&domainIndex{}, old); err != nil {
+					return fmt.Errorf("drop index %s: %w", old, err)
+				}
 			}
 		}
 		if err := migrateVersion(tx); err != nil {

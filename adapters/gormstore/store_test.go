@@ -175,7 +175,7 @@ func TestOpenIdempotent(t *testing.T) {
 		if again := rawRows(t, db); !slices.Equal(again, first) {
 			t.Fatalf("Open again changed the table: %v", again)
 		}
-		for idx, want := range map[string]bool{"idx_casbin_rule": true, "idx_casbin_rule_v2_v1_v0": true, "idx_casbin_rule_v2": false} {
+		for idx, want := range map[string]bool{"idx_casbin_rule": true, "idx_casbin_rule_ptype_v2_v1_v0": true, "idx_casbin_rule_v2": false} {
 			if db.Migrator().HasIndex(&gormadapter.CasbinRule{}, idx) != want {
 				t.Errorf("index %s present: %v", idx, !want)
 			}
