@@ -119,6 +119,17 @@ func TestSessionCacheAnswersFromMemory(t *testing.T) {
 	})
 }
 
+// TestSessionCacheAllocs: a cached session costs no allocation, the
+// promise of Authenticate's doc for the per-request path. (Not parallel:
+// AllocsPerRun counts the whole process's allocations.)
+func TestSessionCacheAllocs(t *testing.T) {
+	e := newEnv(t, dbtest.SQLiteMemory)
+	token := e.login("ada@example.com", pw)
+	if n := testing.AllocsPerRun(100, func() { e.authenticates(e.svc, token) }); n != 0 {
+		t.Errorf("a cached session costs %v allocations", n)
+	}
+}
+
 // TestSessionCacheExpiry: the cache answers for a session until its
 // maximum age, then asks the database again, and never past the session's
 // end.

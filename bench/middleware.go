@@ -31,6 +31,14 @@ func MiddlewareGuarded(b *testing.B) {
 	serveLoop(b, r.guarded, r.request(r.granted))
 }
 
+// MiddlewareGuardedUncached is MiddlewareGuarded with the session cache
+// off (iam.WithSessionCache(0, 0)): every request reads the session and
+// the user from the database, as Authenticate did before the cache.
+func MiddlewareGuardedUncached(b *testing.B) {
+	r := newMiddlewareRig(b, iam.WithSessionCache(0, 0))
+	serveLoop(b, r.guarded, r.request(r.granted))
+}
+
 // MiddlewareGuardedParallel is MiddlewareGuarded from GOMAXPROCS
 // goroutines at once, each with its own request and recorder: the session
 // cache and the engine take no global lock, so the time per request falls
@@ -83,7 +91,8 @@ type middlewareRig struct {
 	bare, guarded  http.Handler
 }
 
-func newMiddlewareRig(tb testing.TB) *middlewareRig {
+// newMiddlewareRig builds the rig; opts go to iam.New.
+func newMiddlewareRig(tb testing.TB, opts ...iam.Option) *middlewareRig {
 	tb.Helper()
 	ctx := context.Background()
 	must := func(err error) {
@@ -92,7 +101,7 @@ func newMiddlewareRig(tb testing.TB) *middlewareRig {
 			tb.Fatal(err)
 		}
 	}
-	svc, err := iam.New(ctx, dbtest.Open(tb, dbtest.SQLiteMemory), iam.WithPasswordHasher(identity.TestingHasherConfig(tb)))
+	svc, err := iam.New(ctx, dbtest.Open(tb, dbtest.SQLiteMemory), append([]iam.Option{iam.WithPasswordHasher(identity.TestingHasherConfig(tb))}, opts...)...)
 	must(err)
 	tb.Cleanup(func() { svc.Close() })
 	const pw = "correct horse battery staple"

@@ -12,6 +12,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	b.Run("bare", MiddlewareBare)
 	b.Run("guarded", MiddlewareGuarded)
 	b.Run("guarded-parallel", MiddlewareGuardedParallel)
+	b.Run("guarded-uncached", MiddlewareGuardedUncached)
 }
 
 // TestMiddlewareRig: the guarded handler of the benchmark really serves
