@@ -80,7 +80,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"iter"
 
 	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
@@ -228,40 +227,6 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// Rows yields every row of the rule table, in no particular order,
-// streaming them from one query (a consistent snapshot of committed
-// rows) without holding them all in memory. A NULL value reads as "", as
-// Casbin's adapter reads it. On a failure it yields one error, wrapped
-// with "gormstore: rows", and stops. Stopping the iteration early closes
-// the query.
-//
-// While the iteration runs it holds a database connection: on a database
-// limited to one connection (SQLite in memory, typically), do not use the
-// same *gorm.DB in the loop body. Rows is safe for concurrent use.
-func (s *Store) Rows(ctx context.Context) iter.Seq2[authz.Row, error] {
-	return func(yield func(authz.Row, error) bool) {
-		rows, err := s.db.WithContext(ctx).Model(&gormadapter.CasbinRule{}).Select(rowColumns).Rows()
-		if err != nil {
-			yield(authz.Row{}, fmt.Errorf("gormstore: rows: %w", err))
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			row, err := scanRow(rows)
-			if err != nil {
-				yield(authz.Row{}, fmt.Errorf("gormstore: rows: %w", err))
-				return
-			}
-			if !yield(row, nil) {
-				return
-			}
-		}
-		if err := rows.Err(); err != nil {
-			yield(authz.Row{}, fmt.Errorf("gormstore: rows: %w", err))
-		}
-	}
 }
 
 // Load replaces e's index with the stored policy: e.Load(s.Rows(ctx)). A

@@ -756,6 +756,10 @@ func TestLoadRejectsForeignRows(t *testing.T) {
 		{PType: "g", V0: string(u), V1: "cat:infra", V2: string(o), V3: "x"},
 		{PType: "g", V0: strings.ToUpper(string(u)), V1: "role:member", V2: string(o)},
 		{PType: "g2", V0: string(u), V1: "role:member", V2: string(o)},
+		// Rows reads a row as one text of fields joined by 0x1f: a field
+		// holding one must not shift the others into a valid rule.
+		{PType: "g", V0: string(u) + "\x1frole:member\x1f" + string(o), V1: "", V2: ""},
+		{PType: "g\x1f" + string(u), V0: "role:member", V1: string(o)},
 	}
 	eachKind(t, func(t *testing.T, kind dbtest.Kind) {
 		for i, row := range foreign {
