@@ -400,61 +400,61 @@ func hasBody(r *http.Request) bool {
 // Users by Organization: members, Edit Role, Permission Management,
 // Remove, and an administrator-started password reset.
 
+// orgListing is the input of an org's listing route: the actor, the org,
+// the page (?after&limit) and the category (?category, 0 when absent).
+type orgListing struct {
+	me       authz.UserID
+	org      authz.OrgID
+	page     iam.Page
+	category authz.Category
+}
+
+func orgListingOf(r *http.Request) (l orgListing, err error) {
+	if l.me, l.org, err = orgParams(r); err != nil {
+		return l, err
+	}
+	q, p, err := listParams(r, "category")
+	if err != nil {
+		return l, err
+	}
+	l.page = p
+	if name, ok := q["category"]; ok {
+		l.category, err = authz.ParseCategory(name)
+	}
+	return l, err
+}
+
 // members lists a page of org's members (?after&limit); with ?category,
 // only those granted it (Service.MembersWith).
 func (s *server) members(w http.ResponseWriter, r *http.Request) error {
-	me, org, err := orgParams(r)
-	if err != nil {
-		return err
-	}
-	q, err := query(r, "category", "after", "limit")
-	if err != nil {
-		return err
-	}
-	p, err := pageOf(q)
+	l, err := orgListingOf(r)
 	if err != nil {
 		return err
 	}
 	var page iam.MemberPage
-	if name, ok := q["category"]; ok {
-		c, err := authz.ParseCategory(name)
-		if err != nil {
-			return err
-		}
-		page, err = s.svc.MembersWith(r.Context(), me, org, c, p)
-		if err != nil {
-			return err
-		}
-	} else if page, err = s.svc.Members(r.Context(), me, org, p); err != nil {
+	if l.category != 0 {
+		page, err = s.svc.MembersWith(r.Context(), l.me, l.org, l.category, l.page)
+	} else {
+		page, err = s.svc.Members(r.Context(), l.me, l.org, l.page)
+	}
+	if err != nil {
 		return err
 	}
 	out := []memberView{}
 	for _, m := range page.Members {
 		out = append(out, memberOf(m))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(org), "members": out, "next": page.Next})
+	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(l.org), "members": out, "next": page.Next})
 }
 
-// access lists a page of the users allowed to use ?category in org, and
-// why (Service.Access).
+// access lists a page of the users allowed to use ?category (required) in
+// org, and why (Service.Access).
 func (s *server) access(w http.ResponseWriter, r *http.Request) error {
-	me, org, err := orgParams(r)
+	l, err := orgListingOf(r)
 	if err != nil {
 		return err
 	}
-	q, err := query(r, "category", "after", "limit")
-	if err != nil {
-		return err
-	}
-	p, err := pageOf(q)
-	if err != nil {
-		return err
-	}
-	c, err := authz.ParseCategory(q["category"])
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.Access(r.Context(), me, org, c, p)
+	page, err := s.svc.Access(r.Context(), l.me, l.org, l.category, l.page)
 	if err != nil {
 		return err
 	}
@@ -462,12 +462,23 @@ func (s *server) access(w http.ResponseWriter, r *http.Request) error {
 	for _, a := range page.Accessors {
 		out = append(out, accessorView{memberView: memberOf(a.Member), Reason: a.Reason.String()})
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(org), "category": c, "users": out, "next": page.Next})
+	return writeJSON(w, http.StatusOK, map[string]any{"org_id": string(l.org), "category": l.category, "users": out, "next": page.Next})
 }
 
-// pageOf reads a listing's page from its query: after (the next of the
-// previous page) and limit (1 to iam.MaxPageLimit; absent for
-// iam.DefaultPageLimit). The Service validates both.
+// listParams reads the query of a listing route: after (the next of the
+// previous page), limit (1 to iam.MaxPageLimit; absent for
+// iam.DefaultPageLimit) and the route's extra parameters. The Service
+// validates the page.
+func listParams(r *http.Request, extra ...string) (map[string]string, iam.Page, error) {
+	q, err := query(r, append([]string{"after", "limit"}, extra...)...)
+	if err != nil {
+		return nil, iam.Page{}, err
+	}
+	p, err := pageOf(q)
+	return q, p, err
+}
+
+// pageOf reads a listing's page from its query.
 func pageOf(q map[string]string) (iam.Page, error) {
 	p := iam.Page{After: q["after"]}
 	if v, ok := q["limit"]; ok {
@@ -578,11 +589,7 @@ func (s *server) users(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := query(r, "after", "limit")
-	if err != nil {
-		return err
-	}
-	p, err := pageOf(q)
+	_, p, err := listParams(r)
 	if err != nil {
 		return err
 	}
