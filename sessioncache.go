@@ -43,13 +43,13 @@ const cacheShards = 32
 // finds nothing and stores nothing.
 //
 // What it stores is only ever a shortcut: a missing entry means "ask the
-// database", so dropping entries (forget, forgetUser, eviction) is always
+// database", so dropping entries (the forget methods, eviction) is always
 // safe. What must never happen is an entry for a session that was ended on
 // this Service before the ending method returned; see put for how a
 // lookup that raced an ending cannot bring its session back.
 type sessionCache struct {
-	// gen counts the forget and forgetUser calls. put stores nothing when
-	// it changed since the caller read the database.
+	// gen counts the forget, forgetUser and forgetAll calls. put stores
+	// nothing when it changed since the caller read the database.
 	gen      atomic.Uint64
 	perShard int
 	maxAge   time.Duration
@@ -111,13 +111,13 @@ func (c *sessionCache) generation() uint64 {
 	return c.gen.Load()
 }
 
-// put stores session s, validated at now, unless a forget or forgetUser
-// call started since gen was read: that call may have ended s after the
-// database was read, and its eviction may already be done, so storing s
-// now could bring back an ended session.
+// put stores session s, validated at now, unless a forget, forgetUser or
+// forgetAll call started since gen was read: that call may have ended s
+// after the database was read, and its eviction may already be done, so
+// storing s now could bring back an ended session.
 //
-// The generation is compared under the shard's lock, and forget and
-// forgetUser bump it before taking any shard lock. So either put's locked
+// The generation is compared under the shard's lock, and the forget
+// methods bump it before taking any shard lock. So either put's locked
 // section comes first and their eviction removes what it stored, or it
 // comes after and sees the new generation.
 func (c *sessionCache) put(s identity.Session, now time.Time, gen uint64) {
@@ -164,11 +164,24 @@ func (c *sessionCache) forget(h identity.TokenHash) {
 
 // forgetUser drops every session of user u (a password change or reset, a
 // deactivation, a deletion), as forget does for one; an empty u (the user
-// was never known) drops nothing. It scans the cache, one shard at a
-// time: these events are rare, and a scan needs no user index kept in
-// step with every put and eviction.
+// was never known) drops nothing. It scans the cache: these events are
+// rare, and a scan needs no user index kept in step with every put and
+// eviction.
 func (c *sessionCache) forgetUser(u authz.UserID) {
-	if c == nil || u == "" {
+	if u != "" {
+		c.forgetWhere(func(e cachedSession) bool { return e.user == u })
+	}
+}
+
+// forgetAll drops every cached session, as forget does for one: for when
+// this Service may have missed revocations (issue 7: a replica whose
+// notifications from the others were interrupted).
+func (c *sessionCache) forgetAll() { c.forgetWhere(func(cachedSession) bool { return true }) }
+
+// forgetWhere drops the entries drop selects, one shard at a time, after
+// bumping the generation (see put).
+func (c *sessionCache) forgetWhere(drop func(cachedSession) bool) {
+	if c == nil {
 		return
 	}
 	c.gen.Add(1)
@@ -176,7 +189,7 @@ func (c *sessionCache) forgetUser(u authz.UserID) {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		for h, e := range sh.m {
-			if e.user == u {
+			if drop(e) {
 				delete(sh.m, h)
 			}
 		}

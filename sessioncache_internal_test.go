@@ -20,14 +20,15 @@ func cachedFor(u authz.UserID, i int) identity.Session {
 }
 
 // TestSessionCacheGeneration: a put whose database read started before a
-// forget or forgetUser stores nothing, whichever order the eviction and
-// the put take; one that started after stores.
+// forget, forgetUser or forgetAll stores nothing, although the eviction
+// ran before the put; one whose read started after stores.
 func TestSessionCacheGeneration(t *testing.T) {
 	u := authz.NewUserID()
 	s := cachedFor(u, 1)
 	for name, forget := range map[string]func(c *sessionCache){
 		"forget":     func(c *sessionCache) { c.forget(s.Hash) },
 		"forgetUser": func(c *sessionCache) { c.forgetUser(u) },
+		"forgetAll":  func(c *sessionCache) { c.forgetAll() },
 	} {
 		c := newSessionCache(100, time.Minute)
 		gen := c.generation() // the read starts
@@ -79,6 +80,10 @@ func TestSessionCacheEntries(t *testing.T) {
 	if n := c.size(); n != cacheShards*4 {
 		t.Errorf("a full cache of %d holds %d", cacheShards*4, n)
 	}
+	c.forgetAll()
+	if n := c.size(); n != 0 {
+		t.Errorf("forgetAll left %d", n)
+	}
 
 	off := newSessionCache(0, time.Minute)
 	if off != nil || newSessionCache(10, 0) != nil {
@@ -87,6 +92,7 @@ func TestSessionCacheEntries(t *testing.T) {
 	off.put(sa, cacheT0, off.generation())
 	off.forget(sa.Hash)
 	off.forgetUser(a)
+	off.forgetAll()
 	if _, ok := off.get(sa.Hash, cacheT0); ok || off.size() != 0 {
 		t.Error("a disabled cache answered")
 	}
