@@ -62,9 +62,10 @@ const bulkChunk = 1000
 // "gormstore: import", writes nothing and leaves the Tx usable.
 //
 // On PostgreSQL each table gets one INSERT … SELECT FROM unnest(…) whose
-// parameters are arrays (ON CONFLICT DO NOTHING); elsewhere multi-row
-// INSERT … VALUES statements of up to 32,766 parameters (SQLite's limit),
-// without GORM's per-row reflection. Every insert is checked to have
+// parameters are arrays, on SQLite one INSERT … SELECT FROM json_each(?)
+// whose parameter is a JSON array: constant statements with bound
+// parameters, without GORM's per-row reflection. Other dialects are
+// refused (an error that is none of the kinds). Every insert is checked to have
 // inserted every row: a row stored by a concurrent transaction since the
 // checks makes Import fail with an error matching authz.ErrConflict and
 // spoils the Tx (it rolls back).
@@ -80,6 +81,9 @@ func (t *Tx) Import(b Bulk) error {
 	const op = "import"
 	if err := t.usable(op); err != nil {
 		return err
+	}
+	if !t.pg && !t.sqlite() {
+		return wrap(op, fmt.Errorf("bulk import supports PostgreSQL and SQLite, not %s", t.db.Dialector.Name()))
 	}
 	rows, stored, err := planBulk(b)
 	if err != nil {
@@ -256,17 +260,12 @@ func (t *Tx) insertOrgs(op string, orgs []identity.Org) error {
 			"INSERT INTO iam_orgs (id, name, created_at) SELECT * FROM unnest(?::text[], ?::text[], ?::timestamptz[]) ON CONFLICT DO NOTHING",
 			ids, names, created)
 	}
-	if t.sqlite() {
-		rows := make([][3]string, n)
-		for i, o := range orgs {
-			rows[i] = [3]string{string(o.ID), o.Name, sqliteTime(o.CreatedAt)}
-		}
-		return t.insertJSON(op, "orgs", n, rows, "INSERT INTO iam_orgs (id, name, created_at) "+
-			"SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true")
+	rows := make([][3]string, n)
+	for i, o := range orgs {
+		rows[i] = [3]string{string(o.ID), o.Name, sqliteTime(o.CreatedAt)}
 	}
-	return t.insertValues(op, "orgs", n, "INSERT INTO iam_orgs (id, name, created_at)", "(?, ?, ?)", 3, func(dst []any, i int) []any {
-		return append(dst, string(orgs[i].ID), orgs[i].Name, dbTime(orgs[i].CreatedAt))
-	})
+	return t.insertJSON(op, "orgs", n, rows, "INSERT INTO iam_orgs (id, name, created_at) "+
+		"SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true")
 }
 
 // insertUsers inserts users, checked by checkBulk.
@@ -284,20 +283,12 @@ func (t *Tx) insertUsers(op string, users []identity.User) error {
 				"SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[]) ON CONFLICT DO NOTHING",
 			ids, emails, names, hashes, status, created, updated)
 	}
-	if t.sqlite() {
-		rows := make([][7]string, n)
-		for i, u := range users {
-			rows[i] = [7]string{string(u.ID), u.Email, u.Name, u.PasswordHash, u.Status.String(), sqliteTime(u.CreatedAt), sqliteTime(u.UpdatedAt)}
-		}
-		return t.insertJSON(op, "users", n, rows, "INSERT INTO iam_users (id, email, name, password_hash, status, created_at, updated_at) "+
-			"SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each(?) WHERE true")
+	rows := make([][7]string, n)
+	for i, u := range users {
+		rows[i] = [7]string{string(u.ID), u.Email, u.Name, u.PasswordHash, u.Status.String(), sqliteTime(u.CreatedAt), sqliteTime(u.UpdatedAt)}
 	}
-	return t.insertValues(op, "users", n,
-		"INSERT INTO iam_users (id, email, name, password_hash, status, created_at, updated_at)", "(?, ?, ?, ?, ?, ?, ?)", 7,
-		func(dst []any, i int) []any {
-			u := &users[i]
-			return append(dst, string(u.ID), u.Email, u.Name, u.PasswordHash, u.Status.String(), dbTime(u.CreatedAt), dbTime(u.UpdatedAt))
-		})
+	return t.insertJSON(op, "users", n, rows, "INSERT INTO iam_users (id, email, name, password_hash, status, created_at, updated_at) "+
+		"SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each(?) WHERE true")
 }
 
 // insertRules inserts rule rows (grouping rules, of new accounts) in the
@@ -315,16 +306,12 @@ func (t *Tx) insertRules(op string, rows []authz.Row) error {
 				"SELECT 'g', v0, v1, v2, '', '', '' FROM unnest(?::text[], ?::text[], ?::text[]) AS r(v0, v1, v2) ON CONFLICT DO NOTHING",
 			v0, v1, v2)
 	}
-	if t.sqlite() {
-		recs := make([][3]string, n)
-		for i, r := range rows {
-			recs[i] = [3]string{r.V0, r.V1, r.V2}
-		}
-		return t.insertJSON(op, "rules", n, recs, "INSERT INTO "+tableName+" (ptype, v0, v1, v2, v3, v4, v5) "+
-			"SELECT 'g', value ->> 0, value ->> 1, value ->> 2, '', '', '' FROM json_each(?) WHERE true")
+	recs := make([][3]string, n)
+	for i, r := range rows {
+		recs[i] = [3]string{r.V0, r.V1, r.V2}
 	}
-	return t.insertValues(op, "rules", n, "INSERT INTO "+tableName+" (ptype, v0, v1, v2, v3, v4, v5)", "(?, ?, ?, ?, '', '', '')", 4,
-		func(dst []any, i int) []any { return append(dst, rows[i].PType, rows[i].V0, rows[i].V1, rows[i].V2) })
+	return t.insertJSON(op, "rules", n, recs, "INSERT INTO "+tableName+" (ptype, v0, v1, v2, v3, v4, v5) "+
+		"SELECT 'g', value ->> 0, value ->> 1, value ->> 2, '', '', '' FROM json_each(?) WHERE true")
 }
 
 // insertArrays runs q, a constant INSERT … SELECT FROM unnest of the
@@ -362,36 +349,6 @@ func (t *Tx) insertJSON(op, what string, n int, rows any, q string) error {
 // microseconds (see dbTime), so that imported rows read back and compare
 // like the rows the stores write.
 func sqliteTime(t time.Time) string { return dbTime(t).Format("2006-01-02 15:04:05.999999999-07:00") }
-
-// sqliteMaxVars is SQLite's limit of bound parameters in one statement
-// (SQLITE_MAX_VARIABLE_NUMBER, 32,766 since SQLite 3.32).
-const sqliteMaxVars = 32766
-
-// insertValues inserts n rows with statements "into VALUES tuple, tuple,
-// …" (SQLite, and standard SQL), each row's per parameters appended
-// by args, as many rows per statement as SQLite's parameter limit allows.
-// into and tuple are constants of this file, so the statement text
-// depends on nothing but the number of rows. It requires every row to go
-// in.
-func (t *Tx) insertValues(op, what string, n int, into, tuple string, per int, args func(dst []any, i int) []any) error {
-	step := sqliteMaxVars / per
-	var total int64
-	vals := make([]any, 0, min(n, step)*per)
-	for lo := 0; lo < n; lo += step {
-		hi := min(n, lo+step)
-		vals = vals[:0]
-		for i := lo; i < hi; i++ {
-			vals = args(vals, i)
-		}
-		q := into + " VALUES " + strings.Repeat(tuple+", ", hi-lo-1) + tuple
-		res := t.db.Exec(q, vals...)
-		if res.Error != nil {
-			return t.inserted(op, what, n, res.Error, 0)
-		}
-		total += res.RowsAffected
-	}
-	return t.inserted(op, what, n, nil, total)
-}
 
 // inserted checks the outcome of inserting want rows: got fewer means
 // that some were stored meanwhile (the checks found none), so a
