@@ -1,6 +1,7 @@
 package gormstore
 
 import (
+	"cmp"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
@@ -65,10 +66,12 @@ const bulkChunk = 1000
 // parameters are arrays, on SQLite one INSERT … SELECT FROM json_each(?)
 // whose parameter is a JSON array: constant statements with bound
 // parameters, without GORM's per-row reflection. Other dialects are
-// refused (an error that is none of the kinds). Every insert is checked to have
-// inserted every row: a row stored by a concurrent transaction since the
-// checks makes Import fail with an error matching authz.ErrConflict and
-// spoils the Tx (it rolls back).
+// refused (an error that is none of the kinds). The inserts have no ON
+// CONFLICT clause, which costs PostgreSQL a speculative insertion per
+// row: a row stored by a concurrent transaction since the checks fails
+// the statement with a unique violation (matching authz.ErrConflict),
+// which spoils the Tx (it rolls back), as does a statement that inserted
+// fewer rows than given.
 //
 // Concurrency: on PostgreSQL it holds a shared advisory lock on every
 // stored org a rule names until the transaction ends, as SetMembership
@@ -95,7 +98,11 @@ func (t *Tx) Import(b Bulk) error {
 	if err := t.insertOrgs(op, b.Orgs); err != nil {
 		return err
 	}
-	if err := t.insertUsers(op, b.Users); err != nil {
+	// In the order of the primary key (and the rules in the order of the
+	// rule table's unique index), so that consecutive rows go to the same
+	// index pages: random ids would otherwise touch a page per row.
+	users := slices.SortedFunc(slices.Values(b.Users), func(a, b identity.User) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	if err := t.insertUsers(op, users); err != nil {
 		return err
 	}
 	return t.insertRules(op, rows)
@@ -149,6 +156,9 @@ func planBulk(b Bulk) ([]authz.Row, map[authz.OrgID]authz.UserID, error) {
 			stored[r.Org] = r.User
 		}
 	}
+	slices.SortFunc(rows, func(a, b authz.Row) int {
+		return cmp.Or(strings.Compare(a.V0, b.V0), strings.Compare(a.V1, b.V1), strings.Compare(a.V2, b.V2))
+	})
 	return rows, stored, nil
 }
 
@@ -257,7 +267,7 @@ func (t *Tx) insertOrgs(op string, orgs []identity.Org) error {
 			ids[i], names[i], created[i] = string(o.ID), o.Name, o.CreatedAt
 		}
 		return t.insertArrays(op, "orgs", n,
-			"INSERT INTO iam_orgs (id, name, created_at) SELECT * FROM unnest(?::text[], ?::text[], ?::timestamptz[]) ON CONFLICT DO NOTHING",
+			"INSERT INTO iam_orgs (id, name, created_at) SELECT * FROM unnest(?::text[], ?::text[], ?::timestamptz[])",
 			ids, names, created)
 	}
 	rows := make([][3]string, n)
@@ -280,7 +290,7 @@ func (t *Tx) insertUsers(op string, users []identity.User) error {
 		}
 		return t.insertArrays(op, "users", n,
 			"INSERT INTO iam_users (id, email, name, password_hash, status, created_at, updated_at) "+
-				"SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[]) ON CONFLICT DO NOTHING",
+				"SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[])",
 			ids, emails, names, hashes, status, created, updated)
 	}
 	rows := make([][7]string, n)
@@ -303,7 +313,7 @@ func (t *Tx) insertRules(op string, rows []authz.Row) error {
 		}
 		return t.insertArrays(op, "rules", n,
 			"INSERT INTO "+tableName+" (ptype, v0, v1, v2, v3, v4, v5) "+
-				"SELECT 'g', v0, v1, v2, '', '', '' FROM unnest(?::text[], ?::text[], ?::text[]) AS r(v0, v1, v2) ON CONFLICT DO NOTHING",
+				"SELECT 'g', v0, v1, v2, '', '', '' FROM unnest(?::text[], ?::text[], ?::text[]) AS r(v0, v1, v2)",
 			v0, v1, v2)
 	}
 	recs := make([][3]string, n)
@@ -350,9 +360,10 @@ func (t *Tx) insertJSON(op, what string, n int, rows any, q string) error {
 // like the rows the stores write.
 func sqliteTime(t time.Time) string { return dbTime(t).Format("2006-01-02 15:04:05.999999999-07:00") }
 
-// inserted checks the outcome of inserting want rows: got fewer means
-// that some were stored meanwhile (the checks found none), so a
-// concurrent transaction won and this one must roll back.
+// inserted checks the outcome of inserting want rows: a failed statement
+// (a unique violation, matching authz.ErrConflict, when a concurrent
+// transaction stored a row since the checks) or fewer rows than given
+// spoils the Tx, which rolls back.
 func (t *Tx) inserted(op, what string, want int, err error, got int64) error {
 	if err != nil {
 		return t.fail(op, fmt.Errorf("insert %s: %w", what, failed(err))) // a unique violation matches authz.ErrConflict
