@@ -44,9 +44,13 @@ func TestMiddlewareRig(t *testing.T) {
 	if rec := get(r.guarded, granted); rec.Code != http.StatusUnauthorized {
 		t.Fatalf("after logout: %d %s", rec.Code, rec.Body)
 	}
-	// The benchmark's own loop refuses to measure a refusal.
+	// The benchmark's own loop refuses to measure a refusal, or an
+	// answer nobody wrote.
 	rec = httptest.NewRecorder()
 	if serve(r.guarded, granted, rec) || rec.Code != http.StatusUnauthorized {
 		t.Fatalf("serve after logout: %d", rec.Code)
+	}
+	if serve(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), granted, rec) {
+		t.Fatal("serve took a silent handler for a 200")
 	}
 }
