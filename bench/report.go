@@ -38,11 +38,11 @@ type Scale struct {
 
 // DBScale holds what was measured on one database at one scale point.
 type DBScale struct {
-	Kind                    string
-	Import                  time.Duration
-	Startup, CasbinStartup  time.Duration
-	Writes                  map[string]Latency
-	AddPolicy               Latency
+	Kind                                     string
+	Import                                   time.Duration
+	Startup, CasbinStartup                   time.Duration
+	Writes                                   map[string]Latency
+	AddPolicy                                Latency
 	ListMembers, ListMembersWith, ListAccess testing.BenchmarkResult
 }
 
