@@ -1,11 +1,13 @@
 // Command iamctl is the operator's tool for a KIOPS IAM database: it
-// migrates the schema, creates the first PlatformAdmin, and verifies,
-// checkpoints and exports the audit log.
+// migrates the schema, creates the first PlatformAdmin, imports orgs and
+// accounts from another system, and verifies, checkpoints and exports the
+// audit log.
 //
 // Usage:
 //
 //	iamctl migrate    --db DB
 //	iamctl bootstrap  --db DB --email EMAIL [--name NAME]
+//	iamctl import     --db DB [--in FILE] [--batch N]
 //	iamctl audit verify     --db DB [--checkpoint FILE] [--pruned FILE]
 //	iamctl audit checkpoint --db DB [--out FILE]
 //	iamctl audit prune      --db DB --before T --out FILE
@@ -20,6 +22,13 @@
 // first line of standard input; never from the command line, where other
 // users could read it in ps. It refuses when the platform already has a
 // PlatformAdmin.
+//
+// import reads orgs and accounts with their roles and grants, as JSON
+// Lines, from --in or standard input, and writes them with
+// iam.Service.Import, --batch accounts (5000 by default) per
+// transaction: a migration from another system. Password hashes are
+// carried over, never computed. A refused batch names its line and stops
+// the import; the batches before it stay.
 //
 // audit verify walks the whole audit log and checks its hash chain. It
 // exits 0 and prints the number of events and the head (the newest event's
@@ -106,6 +115,8 @@ Usage:
   iamctl migrate    --db DB                        create or update the schema
   iamctl bootstrap  --db DB --email EMAIL [--name NAME]
                                                    create the first PlatformAdmin
+  iamctl import     --db DB [--in FILE] [--batch N]
+                                                   import orgs and accounts (JSON Lines)
   iamctl audit verify     --db DB [--checkpoint FILE] [--pruned FILE]
                                                    check the audit log's hash chain
   iamctl audit checkpoint --db DB [--out FILE]     write the head of the log as JSON
@@ -176,6 +187,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		cmd, args = migrateCmd(), args[1:]
 	case "bootstrap":
 		cmd, args = bootstrapCmd(), args[1:]
+	case "import":
+		cmd, args = importCmd(), args[1:]
 	case "audit":
 		if len(args) < 2 {
 			fmt.Fprintln(stderr, "iamctl: audit: missing subcommand (verify, checkpoint, prune or export); see 'iamctl audit --help'")
