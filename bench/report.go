@@ -152,7 +152,7 @@ func runDB(ctx context.Context, cfg Config, d *Database, w *Workload, reqs []Req
 	if err != nil {
 		return nil, nil, err
 	}
-	if ds.Import, err = Populate(ctx, svc, w); err != nil {
+	if ds.Import, err = Populate(ctx, svc, d.DB, w); err != nil {
 		return nil, nil, err
 	}
 	svc.Close()
