@@ -113,7 +113,7 @@ func NewEngine(opts ...Option) (*Engine, error) {
 // lookup stores the state of user u in rec, leaving it zero for an
 // unknown or malformed id.
 func (e *Engine) lookup(u UserID, rec *userRec) {
-	if k, ok := keyOf(string(u), userIDPrefix); ok {
+	if k, ok := userKeyOf(string(u)); ok {
 		if s := e.tab.Load().find(k); s != nil {
 			s.read(rec)
 		}
@@ -167,7 +167,7 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	// the slot is a cache miss, and the processor decodes the org while
 	// it waits for the slot's line instead of before asking for it.
 	var s *slot
-	if uk, valid := keyOf(string(u), userIDPrefix); valid {
+	if uk, valid := userKeyOf(string(u)); valid {
 		s = e.tab.Load().find(uk)
 	}
 	ok, valid := orgKey(o)
@@ -261,7 +261,7 @@ func (rec *userRec) memberships() []membership {
 func (e *Engine) Rules() iter.Seq[Rule] {
 	return func(yield func(Rule) bool) {
 		for k, rec := range e.tab.Load().all {
-			for _, r := range rec.rules(UserID(k.id(userIDPrefix))) {
+			for _, r := range rec.rules(k.id()) {
 				if !yield(r) {
 					return
 				}
@@ -374,10 +374,10 @@ func (e *Engine) updateMember(u UserID, o OrgID, f func(*membership)) error {
 // update validates u, applies f to a private working copy of u's state and
 // publishes the result.
 func (e *Engine) update(u UserID, f func(*userState)) error {
-	uk, ok := keyOf(string(u), userIDPrefix)
-	if !ok {
-		return u.check()
+	if _, ok := keyOf(string(u), userIDPrefix); !ok {
+		return u.check() // only canonical ids are stored: see userKey
 	}
+	uk, _ := userKeyOf(string(u))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := e.tab.Load()
@@ -470,7 +470,7 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 		if err != nil {
 			return fmt.Errorf("authz: load: %w", err)
 		}
-		uk, _ := keyOf(string(r.User), userIDPrefix)
+		uk, _ := userKeyOf(string(r.User)) // ParseRow validated it
 		prev := t.get(uk)
 		st := prev.state()
 		switch {

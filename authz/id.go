@@ -112,6 +112,54 @@ func keyOf(s, prefix string) (idKey, bool) {
 	return k, bad&0xe0 == 0
 }
 
+// userKey is a user id's 24 characters after the prefix, as three words:
+// the index's key for users. A check compares a request's characters with
+// the stored ones and never decodes them. That is exact because only
+// canonical ids are ever stored (every write and Load validates the id
+// with keyOf first), and a canonical id is its own only spelling: a
+// string with the same 28 bytes is that id, and any other string matches
+// nothing.
+type userKey struct{ a, b, c uint64 }
+
+// userKeyOf returns the key of s if it has the shape of a user id (its
+// length and prefix), without checking its characters: that is enough to
+// look a user up (see userKey), and it is what makes a check cheap.
+// Writers validate the id before storing its key.
+func userKeyOf(s string) (userKey, bool) {
+	if len(s) != idLen || word4(s) != word4(userIDPrefix) {
+		return userKey{}, false
+	}
+	return userKey{word8(s[4:]), word8(s[12:]), word8(s[20:])}, true
+}
+
+// slot returns the home slot of k in a table of mask+1 slots. The
+// characters are random (ids are generated here, 5 random bits a
+// character), so a multiply and a shift spread them well enough.
+func (k userKey) slot(mask uint64) uint64 {
+	h := (k.a ^ k.b*0x9e3779b97f4a7c15 ^ k.c*0xc2b2ae3d27d4eb4f) * 0x165667b19e3779f9
+	return (h >> 32) & mask
+}
+
+// id spells k as the user id it was taken from.
+func (k userKey) id() UserID {
+	var b [idLen]byte
+	copy(b[:], userIDPrefix)
+	for i, w := range [3]uint64{k.a, k.b, k.c} {
+		for j := range 8 {
+			b[4+8*i+j] = byte(w >> (8 * j))
+		}
+	}
+	return UserID(b[:])
+}
+
+// word8 returns the first 8 bytes of s as one little-endian word (one
+// load on the usual processors).
+func word8(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
 // word4 returns the first 4 bytes of s as one word.
 func word4(s string) uint32 {
 	_ = s[3]

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -54,6 +55,43 @@ func TestKeyOfMatchesLibrary(t *testing.T) {
 			mutated := append([]byte(nil), id...)
 			mutated[pos] = byte(c)
 			check(string(mutated))
+		}
+	}
+}
+
+// TestUserKeyExact: checks look users up by the raw characters of the id
+// (userKey), unvalidated; only the stored, canonical spelling may match.
+// Every one-byte change of a stored id, whatever the byte, finds nobody.
+func TestUserKeyExact(t *testing.T) {
+	e, err := NewEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, o := NewUserID(), NewOrgID()
+	if err := e.SetMembership(u, o, Membership{Role: Manager}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Check(u, o, VPN).Allowed {
+		t.Fatal("the stored id itself is denied")
+	}
+	if k, ok := userKeyOf(string(u)); !ok || k.id() != u {
+		t.Fatalf("userKeyOf(%q) spells %q, %v", u, k.id(), ok)
+	}
+	for pos := range idLen {
+		for c := range 256 {
+			b := []byte(u)
+			if b[pos] == byte(c) {
+				continue
+			}
+			b[pos] = byte(c)
+			if d := e.Check(UserID(b), o, VPN); d.Allowed || d.Role != RoleNone {
+				t.Fatalf("Check(%q) = %+v: a changed id matched the stored one", b, d)
+			}
+		}
+	}
+	for _, s := range []string{strings.ToUpper(string(u)), string(u) + " ", " " + string(u), string(u)[:idLen-1], string(u) + "\x00"} {
+		if e.Check(UserID(s), o, VPN).Allowed || e.IsPlatformAdmin(UserID(s)) {
+			t.Fatalf("Check(%q) matched %q", s, u)
 		}
 	}
 }

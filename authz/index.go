@@ -7,9 +7,8 @@ import (
 )
 
 // table is the index: an open-addressing hash table of users with linear
-// probing, keyed by the random bits of the user id (so no hash function is
-// needed and, ids being server-generated, nobody can choose colliding
-// keys).
+// probing, keyed by the characters of the user id (userKey; ids being
+// server-generated and random, nobody can choose colliding keys).
 //
 // Each slot is one 64-byte cache line holding everything a check needs
 // about one user, so a check costs one memory access beyond its inputs. A
@@ -26,13 +25,12 @@ type table struct {
 }
 
 type slot struct {
-	seq      atomic.Uint64
-	khi, klo atomic.Uint64 // user key; valid once meta has metaUsed
-	meta     atomic.Uint64 // metaUsed | metaAdmin | first membership's roles and categories
-	ohi, olo atomic.Uint64 // first membership's org key
-	more     atomic.Pointer[[]membership]
-	_        [8]byte // pad to 64 bytes, one cache line
-}
+	seq        atomic.Uint64
+	ka, kb, kc atomic.Uint64 // user key; valid once meta has metaUsed
+	meta       atomic.Uint64 // metaUsed | metaAdmin | first membership's roles and categories
+	ohi, olo   atomic.Uint64 // first membership's org key
+	more       atomic.Pointer[[]membership]
+} // 64 bytes, one cache line
 
 const (
 	metaUsed        = 1 << 16
@@ -63,20 +61,23 @@ func newTable(capacity int) *table {
 
 // find returns the slot claimed by key k, or nil. Readers and the writer
 // both use it.
-func (t *table) find(k idKey) *slot {
-	for i := k.lo & t.mask; ; i = (i + 1) & t.mask {
+func (t *table) find(k userKey) *slot {
+	for i := k.slot(t.mask); ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
 		if s.meta.Load()&metaUsed == 0 {
 			return nil // an empty slot ends the probe: k was never inserted
 		}
-		if s.klo.Load() == k.lo && s.khi.Load() == k.hi {
+		if s.ka.Load() == k.a && s.kb.Load() == k.b && s.kc.Load() == k.c {
 			return s
 		}
 	}
 }
 
+// key returns the user key of a claimed slot.
+func (s *slot) key() userKey { return userKey{s.ka.Load(), s.kb.Load(), s.kc.Load()} }
+
 // get returns k's state in t, the zero userRec if k has none.
-func (t *table) get(k idKey) userRec {
+func (t *table) get(k userKey) userRec {
 	var rec userRec
 	if s := t.find(k); s != nil {
 		s.read(&rec)
@@ -137,7 +138,7 @@ func (s *slot) write(rec userRec) {
 // put sets k's state to rec, claiming a slot if k has none. It returns the
 // table to use from now on: t itself, or a larger or compacted copy when t
 // was full. Writer only.
-func (t *table) put(k idKey, rec userRec) *table {
+func (t *table) put(k userKey, rec userRec) *table {
 	if s := t.find(k); s != nil {
 		var old userRec
 		s.read(&old)
@@ -157,13 +158,14 @@ func (t *table) put(k idKey, rec userRec) *table {
 	if (t.used+1)*4 > len(t.slots)*3 {
 		t = t.rebuilt(t.live + 1)
 	}
-	for i := k.lo & t.mask; ; i = (i + 1) & t.mask {
+	for i := k.slot(t.mask); ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
 		if s.meta.Load()&metaUsed == 0 {
 			// Key first, then the state whose metaUsed bit makes the
 			// slot visible to find.
-			s.khi.Store(k.hi)
-			s.klo.Store(k.lo)
+			s.ka.Store(k.a)
+			s.kb.Store(k.b)
+			s.kc.Store(k.c)
 			s.write(rec)
 			t.used++
 			t.live++
@@ -186,21 +188,21 @@ func (t *table) rebuilt(n int) *table {
 		}
 		var rec userRec
 		if s.read(&rec); !rec.empty() {
-			nt = nt.put(idKey{hi: s.khi.Load(), lo: s.klo.Load()}, rec)
+			nt = nt.put(s.key(), rec)
 		}
 	}
 	return nt
 }
 
 // all yields every user with state in t.
-func (t *table) all(yield func(idKey, userRec) bool) {
+func (t *table) all(yield func(userKey, userRec) bool) {
 	for i := range t.slots {
 		s := &t.slots[i]
 		if s.meta.Load()&metaUsed == 0 {
 			continue
 		}
 		var rec userRec
-		if s.read(&rec); !rec.empty() && !yield(idKey{hi: s.khi.Load(), lo: s.klo.Load()}, rec) {
+		if s.read(&rec); !rec.empty() && !yield(s.key(), rec) {
 			return
 		}
 	}
