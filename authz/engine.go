@@ -45,7 +45,7 @@ type userRec struct {
 }
 
 type membership struct {
-	org   idKey
+	org   rawKey
 	roles roleMask // normally one role; several only if the stored policy has them
 	cats  CategorySet
 }
@@ -113,7 +113,7 @@ func NewEngine(opts ...Option) (*Engine, error) {
 // lookup stores the state of user u in rec, leaving it zero for an
 // unknown or malformed id.
 func (e *Engine) lookup(u UserID, rec *userRec) {
-	if k, ok := userKeyOf(string(u)); ok {
+	if k, ok := rawKeyOf(string(u), userIDPrefix); ok {
 		if s := e.tab.Load().find(k); s != nil {
 			s.read(rec)
 		}
@@ -121,7 +121,7 @@ func (e *Engine) lookup(u UserID, rec *userRec) {
 }
 
 // find returns rec's membership in org o, or nil.
-func (rec *userRec) find(o idKey) *membership {
+func (rec *userRec) find(o rawKey) *membership {
 	if rec.first.org == o && !rec.first.empty() {
 		return &rec.first
 	}
@@ -167,11 +167,10 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	// the slot is a cache miss, and the processor decodes the org while
 	// it waits for the slot's line instead of before asking for it.
 	var s *slot
-	if uk, valid := userKeyOf(string(u)); valid {
+	if uk, valid := rawKeyOf(string(u), userIDPrefix); valid {
 		s = e.tab.Load().find(uk)
 	}
-	ok, valid := orgKey(o)
-	if required.Empty() || !required.Valid() || !valid {
+	if required.Empty() || !required.Valid() {
 		d.Reason = ReasonInvalid
 		return d
 	}
@@ -179,7 +178,17 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	if s != nil {
 		s.read(&rec)
 	}
-	m := rec.find(ok)
+	var m *membership
+	if ok, shaped := rawKeyOf(string(o), orgIDPrefix); shaped {
+		m = rec.find(ok)
+	}
+	// A membership found means o is a stored, hence canonical, org id.
+	// Otherwise o is validated here, off the common path: a malformed org
+	// denies as invalid, whoever asks.
+	if m == nil && !o.Valid() {
+		d.Reason = ReasonInvalid
+		return d
+	}
 	if m != nil {
 		d.Role, d.Granted = m.roles.top(), m.cats
 	}
@@ -200,7 +209,13 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	return d
 }
 
-func orgKey(o OrgID) (idKey, bool) { return keyOf(string(o), orgIDPrefix) }
+// orgKey returns the key of o if o is a canonical org id.
+func orgKey(o OrgID) (rawKey, bool) {
+	if !o.Valid() {
+		return rawKey{}, false
+	}
+	return rawKeyOf(string(o), orgIDPrefix)
+}
 
 // IsPlatformAdmin reports whether u is an active PlatformAdmin (the check
 // for the operations screens). It takes no lock and allocates nothing.
@@ -261,7 +276,7 @@ func (rec *userRec) memberships() []membership {
 func (e *Engine) Rules() iter.Seq[Rule] {
 	return func(yield func(Rule) bool) {
 		for k, rec := range e.tab.Load().all {
-			for _, r := range rec.rules(k.id()) {
+			for _, r := range rec.rules(UserID(k.id(userIDPrefix))) {
 				if !yield(r) {
 					return
 				}
@@ -374,10 +389,10 @@ func (e *Engine) updateMember(u UserID, o OrgID, f func(*membership)) error {
 // update validates u, applies f to a private working copy of u's state and
 // publishes the result.
 func (e *Engine) update(u UserID, f func(*userState)) error {
-	if _, ok := keyOf(string(u), userIDPrefix); !ok {
-		return u.check() // only canonical ids are stored: see userKey
+	if !u.Valid() {
+		return u.check() // only canonical ids are stored: see rawKey
 	}
-	uk, _ := userKeyOf(string(u))
+	uk, _ := rawKeyOf(string(u), userIDPrefix)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := e.tab.Load()
@@ -410,7 +425,7 @@ type userState struct {
 }
 
 // member returns st's membership in org k, adding an empty one if needed.
-func (st *userState) member(k idKey) *membership {
+func (st *userState) member(k rawKey) *membership {
 	for i := range st.ms {
 		if st.ms[i].org == k {
 			return &st.ms[i]
@@ -470,7 +485,7 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 		if err != nil {
 			return fmt.Errorf("authz: load: %w", err)
 		}
-		uk, _ := userKeyOf(string(r.User)) // ParseRow validated it
+		uk, _ := rawKeyOf(string(r.User), userIDPrefix) // ParseRow validated it
 		prev := t.get(uk)
 		st := prev.state()
 		switch {

@@ -67,89 +67,66 @@ func (o OrgID) Valid() bool { return validID(string(o), orgIDPrefix) }
 func (u UserID) String() string { return string(u) }
 func (o OrgID) String() string  { return string(o) }
 
+// validID reports whether s is a canonical id with the given prefix: the
+// prefix, then 24 lower-case base32 digits. Every stored id passed it (see
+// rawKey).
 func validID(s, prefix string) bool {
-	_, ok := keyOf(s, prefix)
-	return ok
+	if len(s) != idLen || word4(s) != word4(prefix) {
+		return false
+	}
+	for i := 4; i < idLen; i++ {
+		if !isIDDigit[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
-// idKey is the 120 random bits of an id, as the index keys users and orgs:
-// 16 bytes inline in a map slot, compared and hashed as integers, with no
-// string data to fetch from elsewhere in memory.
-type idKey struct{ hi, lo uint64 }
-
-// base32Value maps an id character to its 5-bit value, 0xff for others.
-var base32Value = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for i, c := range "abcdefghijklmnopqrstuvwxyz234567" {
-		t[c] = byte(i)
+// isIDDigit tells the characters of the id alphabet.
+var isIDDigit = func() (t [256]bool) {
+	for _, c := range "abcdefghijklmnopqrstuvwxyz234567" {
+		t[c] = true
 	}
 	return t
 }()
 
-// keyOf decodes a canonical id with the given prefix into its key,
-// reporting false for anything else. Decoding is the validation: every
-// character must be a lower-case base32 digit. It is on the path of every
-// check, so it compares the prefix as one 4-byte word (a string
-// comparison was a call) and decodes in four independent 3-character
-// groups per half rather than one 12-step chain of shifts.
-func keyOf(s, prefix string) (idKey, bool) {
-	if len(s) != idLen || len(prefix) != 4 || word4(s) != word4(prefix) {
-		return idKey{}, false
-	}
-	b := s[4:idLen]
-	var bad byte
-	group := func(i int) uint64 {
-		x, y, z := base32Value[b[i]], base32Value[b[i+1]], base32Value[b[i+2]]
-		bad |= x | y | z
-		return uint64(x)<<10 | uint64(y)<<5 | uint64(z)
-	}
-	k := idKey{
-		hi: group(0)<<45 | group(3)<<30 | group(6)<<15 | group(9),
-		lo: group(12)<<45 | group(15)<<30 | group(18)<<15 | group(21),
-	}
-	return k, bad&0xe0 == 0
-}
+// rawKey is an id's 24 characters after the prefix, as three words: the
+// index's key for users and orgs. A check compares a request's characters
+// with the stored ones and never decodes them. That is exact because only
+// canonical ids are ever stored (every write and Load validates ids with
+// validID first), and a canonical id is its own only spelling: a string with
+// the same 28 bytes is that id, and any other string matches nothing.
+type rawKey struct{ a, b, c uint64 }
 
-// userKey is a user id's 24 characters after the prefix, as three words:
-// the index's key for users. A check compares a request's characters with
-// the stored ones and never decodes them. That is exact because only
-// canonical ids are ever stored (every write and Load validates the id
-// with keyOf first), and a canonical id is its own only spelling: a
-// string with the same 28 bytes is that id, and any other string matches
-// nothing.
-type userKey struct{ a, b, c uint64 }
-
-// userKeyOf returns the key of s if it has the shape of a user id (its
-// length and prefix), without checking its characters: that is enough to
-// look a user up (see userKey), and it is what makes a check cheap.
-// Writers validate the id before storing its key.
-func userKeyOf(s string) (userKey, bool) {
-	if len(s) != idLen || word4(s) != word4(userIDPrefix) {
-		return userKey{}, false
+// rawKeyOf returns the key of s if it has the shape of an id with the
+// given prefix (its length and prefix), without checking its characters:
+// that is enough to look an id up (see rawKey), and it is what makes a
+// check cheap. Writers validate an id before storing its key.
+func rawKeyOf(s, prefix string) (rawKey, bool) {
+	if len(s) != idLen || word4(s) != word4(prefix) {
+		return rawKey{}, false
 	}
-	return userKey{word8(s[4:]), word8(s[12:]), word8(s[20:])}, true
+	return rawKey{word8(s[4:]), word8(s[12:]), word8(s[20:])}, true
 }
 
 // slot returns the home slot of k in a table of mask+1 slots. The
 // characters are random (ids are generated here, 5 random bits a
 // character), so a multiply and a shift spread them well enough.
-func (k userKey) slot(mask uint64) uint64 {
+func (k rawKey) slot(mask uint64) uint64 {
 	h := (k.a ^ k.b*0x9e3779b97f4a7c15 ^ k.c*0xc2b2ae3d27d4eb4f) * 0x165667b19e3779f9
 	return (h >> 32) & mask
 }
 
-// id spells k as the user id it was taken from.
-func (k userKey) id() UserID {
+// id spells k as the id it was taken from.
+func (k rawKey) id(prefix string) string {
 	var b [idLen]byte
-	copy(b[:], userIDPrefix)
+	copy(b[:], prefix)
 	for i, w := range [3]uint64{k.a, k.b, k.c} {
 		for j := range 8 {
 			b[4+8*i+j] = byte(w >> (8 * j))
 		}
 	}
-	return UserID(b[:])
+	return string(b[:])
 }
 
 // word8 returns the first 8 bytes of s as one little-endian word (one
@@ -166,22 +143,6 @@ func word4(s string) uint32 {
 	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
-// id encodes k back into its canonical id string.
-func (k idKey) id(prefix string) string {
-	var b [idLen]byte
-	copy(b[:], prefix)
-	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-	hi, lo := k.hi, k.lo
-	for i := 4 + idRandChars/2 - 1; i >= 4; i-- {
-		b[i] = alphabet[hi&31]
-		hi >>= 5
-	}
-	for i := idLen - 1; i >= 4+idRandChars/2; i-- {
-		b[i] = alphabet[lo&31]
-		lo >>= 5
-	}
-	return string(b[:])
-}
 
 func (u UserID) check() error {
 	if !u.Valid() {

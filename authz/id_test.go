@@ -6,33 +6,20 @@ import (
 	"testing"
 )
 
-// keyByLibrary decodes an id's random part with encoding/base32, the
-// reference that keyOf's word-at-a-time decoding must agree with.
-func keyByLibrary(s, prefix string) (idKey, bool) {
+// validByLibrary decides with encoding/base32 whether s is a canonical id:
+// the reference validID must agree with.
+func validByLibrary(s, prefix string) bool {
 	if len(s) != idLen || s[:4] != prefix {
-		return idKey{}, false
+		return false
 	}
 	b, err := idEncoding.DecodeString(s[4:])
-	if err != nil || len(b) != idRandBytes || idEncoding.EncodeToString(b) != s[4:] {
-		return idKey{}, false
-	}
-	var k idKey
-	for _, c := range b[:7] {
-		k.hi = k.hi<<8 | uint64(c)
-	}
-	k.hi = k.hi<<4 | uint64(b[7]>>4)
-	k.lo = uint64(b[7] & 0x0f)
-	for _, c := range b[8:] {
-		k.lo = k.lo<<8 | uint64(c)
-	}
-	return k, true
+	return err == nil && len(b) == idRandBytes && idEncoding.EncodeToString(b) == s[4:]
 }
 
-// TestKeyOfMatchesLibrary compares keyOf with encoding/base32 on random
-// ids and on every id that differs from one in a single byte, for every
-// byte value at every position: each character class boundary of the
-// word-at-a-time validation is crossed.
-func TestKeyOfMatchesLibrary(t *testing.T) {
+// TestValidIDMatchesLibrary compares validID with encoding/base32 on
+// random ids and on every id that differs from one in a single byte, for
+// every byte value at every position.
+func TestValidIDMatchesLibrary(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
 		id := []byte(newID(userIDPrefix))
@@ -40,17 +27,15 @@ func TestKeyOfMatchesLibrary(t *testing.T) {
 			id[4+rng.IntN(idRandChars)] = "abcdefghijklmnopqrstuvwxyz234567"[rng.IntN(32)]
 		}
 		check := func(s string) {
-			got, gotOK := keyOf(s, userIDPrefix)
-			want, wantOK := keyByLibrary(s, userIDPrefix)
-			if gotOK != wantOK || (gotOK && got != want) {
-				t.Fatalf("keyOf(%q) = %x, %v; want %x, %v", s, got, gotOK, want, wantOK)
+			if got, want := validID(s, userIDPrefix), validByLibrary(s, userIDPrefix); got != want {
+				t.Fatalf("validID(%q) = %v, want %v", s, got, want)
 			}
-			if gotOK && got.id(userIDPrefix) != s {
-				t.Fatalf("key of %q spells %q", s, got.id(userIDPrefix))
+			if k, ok := rawKeyOf(s, userIDPrefix); ok && k.id(userIDPrefix) != s {
+				t.Fatalf("the key of %q spells %q", s, k.id(userIDPrefix))
 			}
 		}
 		check(string(id))
-		pos := 4 + rng.IntN(idRandChars)
+		pos := rng.IntN(idLen)
 		for c := range 256 {
 			mutated := append([]byte(nil), id...)
 			mutated[pos] = byte(c)
@@ -59,10 +44,11 @@ func TestKeyOfMatchesLibrary(t *testing.T) {
 	}
 }
 
-// TestUserKeyExact: checks look users up by the raw characters of the id
-// (userKey), unvalidated; only the stored, canonical spelling may match.
-// Every one-byte change of a stored id, whatever the byte, finds nobody.
-func TestUserKeyExact(t *testing.T) {
+// TestRawKeysExact: checks look users and orgs up by the raw characters
+// of their ids (rawKey), unvalidated; only the stored, canonical spelling
+// may match. Every one-byte change of a stored id, whatever the byte,
+// finds nothing.
+func TestRawKeysExact(t *testing.T) {
 	e, err := NewEngine()
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +60,8 @@ func TestUserKeyExact(t *testing.T) {
 	if !e.Check(u, o, VPN).Allowed {
 		t.Fatal("the stored id itself is denied")
 	}
-	if k, ok := userKeyOf(string(u)); !ok || k.id() != u {
-		t.Fatalf("userKeyOf(%q) spells %q, %v", u, k.id(), ok)
+	if k, ok := rawKeyOf(string(u), userIDPrefix); !ok || UserID(k.id(userIDPrefix)) != u {
+		t.Fatalf("rawKeyOf(%q) spells %q, %v", u, k.id(userIDPrefix), ok)
 	}
 	for pos := range idLen {
 		for c := range 256 {
@@ -92,6 +78,29 @@ func TestUserKeyExact(t *testing.T) {
 	for _, s := range []string{strings.ToUpper(string(u)), string(u) + " ", " " + string(u), string(u)[:idLen-1], string(u) + "\x00"} {
 		if e.Check(UserID(s), o, VPN).Allowed || e.IsPlatformAdmin(UserID(s)) {
 			t.Fatalf("Check(%q) matched %q", s, u)
+		}
+	}
+	// Orgs are matched the same way; a malformed org is invalid even for
+	// a PlatformAdmin, who is allowed in every canonical org.
+	admin := NewUserID()
+	if err := e.SetPlatformAdmin(admin, true); err != nil {
+		t.Fatal(err)
+	}
+	for pos := range idLen {
+		for c := range 256 {
+			b := []byte(o)
+			if b[pos] == byte(c) {
+				continue
+			}
+			b[pos] = byte(c)
+			other := OrgID(b)
+			if d := e.Check(u, other, VPN); d.Allowed || d.Role != RoleNone {
+				t.Fatalf("Check(%q) = %+v: a changed org matched the stored one", b, d)
+			}
+			d := e.Check(admin, other, VPN)
+			if d.Allowed != other.Valid() || (!other.Valid() && d.Reason != ReasonInvalid) {
+				t.Fatalf("PlatformAdmin in %q: %+v", b, d)
+			}
 		}
 	}
 }

@@ -7,16 +7,19 @@ import (
 )
 
 // table is the index: an open-addressing hash table of users with linear
-// probing, keyed by the characters of the user id (userKey; ids being
+// probing, keyed by the characters of the user id (rawKey; ids being
 // server-generated and random, nobody can choose colliding keys).
 //
 // Each slot is one 64-byte cache line holding everything a check needs
 // about one user, so a check costs one memory access beyond its inputs. A
 // slot's key never changes once claimed; its state is written under a
-// per-slot sequence lock: the writer makes seq odd, stores, makes it even;
-// a reader retries when seq was odd or changed while it read. Every field
-// is an atomic, so readers never see a torn word and the race detector
-// agrees. Only one writer runs at a time (Engine.mu).
+// per-slot sequence lock whose counter is the top half of meta: the
+// writer stores meta with the counter made odd (the old flags kept),
+// stores the rest, then stores meta with the counter even and the new
+// flags; a reader retries when meta's counter was odd or meta changed
+// while it read. Every field is an atomic, so readers never see a torn
+// word and the race detector agrees. Only one writer runs at a time
+// (Engine.mu).
 type table struct {
 	mask  uint64
 	slots []slot
@@ -25,10 +28,9 @@ type table struct {
 }
 
 type slot struct {
-	seq        atomic.Uint64
+	meta       atomic.Uint64 // sequence counter << 32 | metaUsed | metaAdmin | metaDeactivated | first membership's roles and categories
 	ka, kb, kc atomic.Uint64 // user key; valid once meta has metaUsed
-	meta       atomic.Uint64 // metaUsed | metaAdmin | first membership's roles and categories
-	ohi, olo   atomic.Uint64 // first membership's org key
+	oa, ob, oc atomic.Uint64 // first membership's org key
 	more       atomic.Pointer[[]membership]
 } // 64 bytes, one cache line
 
@@ -36,7 +38,10 @@ const (
 	metaUsed        = 1 << 16
 	metaAdmin       = 1 << 17
 	metaDeactivated = 1 << 18
-	// bits 0-7: roles of the first membership; bits 8-15: its categories
+	// bits 0-7: roles of the first membership; bits 8-15: its categories;
+	// bits 32-63: the sequence counter
+	metaFlags = 1<<32 - 1
+	metaSeq   = 1 << 32 // one step of the counter
 )
 
 // hugeTableSlots is the size from which a table asks for huge pages
@@ -61,7 +66,7 @@ func newTable(capacity int) *table {
 
 // find returns the slot claimed by key k, or nil. Readers and the writer
 // both use it.
-func (t *table) find(k userKey) *slot {
+func (t *table) find(k rawKey) *slot {
 	for i := k.slot(t.mask); ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
 		if s.meta.Load()&metaUsed == 0 {
@@ -74,10 +79,10 @@ func (t *table) find(k userKey) *slot {
 }
 
 // key returns the user key of a claimed slot.
-func (s *slot) key() userKey { return userKey{s.ka.Load(), s.kb.Load(), s.kc.Load()} }
+func (s *slot) key() rawKey { return rawKey{s.ka.Load(), s.kb.Load(), s.kc.Load()} }
 
 // get returns k's state in t, the zero userRec if k has none.
-func (t *table) get(k userKey) userRec {
+func (t *table) get(k rawKey) userRec {
 	var rec userRec
 	if s := t.find(k); s != nil {
 		s.read(&rec)
@@ -90,13 +95,12 @@ func (t *table) get(k userKey) userRec {
 // path from copying it through each frame.
 func (s *slot) read(rec *userRec) {
 	for spins := 0; ; spins++ {
-		seq := s.seq.Load()
-		if seq&1 == 0 {
-			meta := s.meta.Load()
+		meta := s.meta.Load()
+		if meta&metaSeq == 0 { // the counter is even: no write under way
 			rec.admin = meta&metaAdmin != 0
 			rec.deactivated = meta&metaDeactivated != 0
 			rec.first = membership{
-				org:   idKey{hi: s.ohi.Load(), lo: s.olo.Load()},
+				org:   rawKey{s.oa.Load(), s.ob.Load(), s.oc.Load()},
 				roles: roleMask(meta),
 				cats:  CategorySet(meta >> 8),
 			}
@@ -104,7 +108,7 @@ func (s *slot) read(rec *userRec) {
 			if p := s.more.Load(); p != nil {
 				rec.more = *p
 			}
-			if s.seq.Load() == seq {
+			if s.meta.Load() == meta {
 				return
 			}
 		}
@@ -127,18 +131,19 @@ func (s *slot) write(rec userRec) {
 	if len(rec.more) > 0 {
 		more = &rec.more
 	}
-	s.seq.Add(1)
-	s.meta.Store(meta)
-	s.ohi.Store(rec.first.org.hi)
-	s.olo.Store(rec.first.org.lo)
+	old := s.meta.Load()
+	s.meta.Store(old + metaSeq) // odd: readers retry from here
+	s.oa.Store(rec.first.org.a)
+	s.ob.Store(rec.first.org.b)
+	s.oc.Store(rec.first.org.c)
 	s.more.Store(more)
-	s.seq.Add(1)
+	s.meta.Store(old&^metaFlags + 2*metaSeq | meta) // even, with the new flags
 }
 
 // put sets k's state to rec, claiming a slot if k has none. It returns the
 // table to use from now on: t itself, or a larger or compacted copy when t
 // was full. Writer only.
-func (t *table) put(k userKey, rec userRec) *table {
+func (t *table) put(k rawKey, rec userRec) *table {
 	if s := t.find(k); s != nil {
 		var old userRec
 		s.read(&old)
@@ -195,7 +200,7 @@ func (t *table) rebuilt(n int) *table {
 }
 
 // all yields every user with state in t.
-func (t *table) all(yield func(userKey, userRec) bool) {
+func (t *table) all(yield func(rawKey, userRec) bool) {
 	for i := range t.slots {
 		s := &t.slots[i]
 		if s.meta.Load()&metaUsed == 0 {
