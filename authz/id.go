@@ -143,7 +143,6 @@ func word4(s string) uint32 {
 	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
-
 func (u UserID) check() error {
 	if !u.Valid() {
 		return invalid("user id", string(u), "not an id this module issued")
