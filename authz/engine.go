@@ -142,14 +142,18 @@ func (e *Engine) Check(u UserID, o OrgID, c Category) Decision {
 	if !c.Valid() {
 		return Decision{User: u, Org: o, Reason: ReasonInvalid}
 	}
-	return e.verified(e.decide(u, o, c.bit()))
+	var d Decision
+	e.decide(&d, u, o, c.bit())
+	return e.verified(d)
 }
 
 // CheckAll decides whether user u holds every category of required in org
 // o, for pages that need several. An empty or invalid required set denies
 // with ReasonInvalid. Like Check, it takes no lock and allocates nothing.
 func (e *Engine) CheckAll(u UserID, o OrgID, required CategorySet) Decision {
-	return e.verified(e.decide(u, o, required))
+	var d Decision
+	e.decide(&d, u, o, required)
+	return e.verified(d)
 }
 
 // verified returns d, or the cross-check's verdict on it when the Casbin
@@ -161,18 +165,21 @@ func (e *Engine) verified(d Decision) Decision {
 	return d
 }
 
-func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
-	d := Decision{User: u, Org: o, Required: required}
-	// The user's slot is found first and the org decoded after: at scale
-	// the slot is a cache miss, and the processor decodes the org while
-	// it waits for the slot's line instead of before asking for it.
+// decide fills d, which must be zero, with the decision: in place, since
+// a Decision is too big to return in registers and the check path would
+// copy it through every frame.
+func (e *Engine) decide(d *Decision, u UserID, o OrgID, required CategorySet) {
+	d.User, d.Org, d.Required = u, o, required
+	// The user's slot is looked up first: at scale it is a cache miss,
+	// and the processor goes on with the org's key and the tests below
+	// while it waits for the slot's line.
 	var s *slot
 	if uk, valid := rawKeyOf(string(u), userIDPrefix); valid {
 		s = e.tab.Load().find(uk)
 	}
 	if required.Empty() || !required.Valid() {
 		d.Reason = ReasonInvalid
-		return d
+		return
 	}
 	var rec userRec
 	if s != nil {
@@ -187,7 +194,7 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	// denies as invalid, whoever asks.
 	if m == nil && !o.Valid() {
 		d.Reason = ReasonInvalid
-		return d
+		return
 	}
 	if m != nil {
 		d.Role, d.Granted = m.roles.top(), m.cats
@@ -206,7 +213,6 @@ func (e *Engine) decide(u UserID, o OrgID, required CategorySet) Decision {
 	default:
 		d.Reason, d.Missing = ReasonMissingCategories, required.Minus(m.cats)
 	}
-	return d
 }
 
 // orgKey returns the key of o if o is a canonical org id.
