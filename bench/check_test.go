@@ -10,7 +10,10 @@ import (
 	"github.com/kiops/iam/authz"
 )
 
-var scaleFlag = flag.String("users", "1000,100000", "comma-separated scale points (users) of the check benchmarks")
+var (
+	scaleFlag    = flag.String("users", "1000,100000", "comma-separated scale points (users) of the check benchmarks")
+	requestsFlag = flag.Int("requests", 1<<16, "distinct requests the check benchmarks cycle through (a power of two)")
+)
 
 func scales(tb testing.TB) []int {
 	var out []int
@@ -98,7 +101,10 @@ func TestWorkload(t *testing.T) {
 func BenchmarkCheck(b *testing.B) {
 	for _, n := range scales(b) {
 		w := Generate(n, 1)
-		reqs := w.Requests(1 << 16)
+		if n := *requestsFlag; n < 1 || n&(n-1) != 0 {
+			b.Fatalf("-requests %d: want a power of two", n)
+		}
+		reqs := w.Requests(*requestsFlag)
 		e := loadEngine(b, w)
 		b.Run(fmt.Sprintf("users=%d/engine", n), func(b *testing.B) { CheckSerial(b, EngineChecker{e}, reqs) })
 		b.Run(fmt.Sprintf("users=%d/engine-parallel", n), func(b *testing.B) { CheckParallel(b, EngineChecker{e}, reqs) })
