@@ -125,6 +125,10 @@ func (e *ImportError) Unwrap() error { return e.Err }
 //	}
 //	_, err := svc.Import(ctx, b) // the rest
 //
+// After a large import, run ANALYZE (PostgreSQL or SQLite): until the
+// database has statistics of the new rows (PostgreSQL's autovacuum gathers
+// them in time), its planner may scan a table where an index serves.
+//
 // Errors: an *ImportError (ErrInvalid, ErrConflict or ErrNotFound, see
 // above); database failures, wrapped with "iam: import". Import waits for
 // the Service's other management operations, as they wait for it.
