@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"iter"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -17,8 +18,8 @@ func validByLibrary(s, prefix string) bool {
 }
 
 // TestValidIDMatchesLibrary compares validID with encoding/base32 on
-// random ids and on every id that differs from one in a single byte, for
-// every byte value at every position.
+// random ids and on every string that differs from one in a single byte,
+// for every byte value at every position.
 func TestValidIDMatchesLibrary(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
@@ -35,11 +36,8 @@ func TestValidIDMatchesLibrary(t *testing.T) {
 			}
 		}
 		check(string(id))
-		pos := rng.IntN(idLen)
-		for c := range 256 {
-			mutated := append([]byte(nil), id...)
-			mutated[pos] = byte(c)
-			check(string(mutated))
+		for changed := range oneByteChanges(string(id)) {
+			check(changed)
 		}
 	}
 }
@@ -63,16 +61,9 @@ func TestRawKeysExact(t *testing.T) {
 	if k, ok := rawKeyOf(string(u), userIDPrefix); !ok || UserID(k.id(userIDPrefix)) != u {
 		t.Fatalf("rawKeyOf(%q) spells %q, %v", u, k.id(userIDPrefix), ok)
 	}
-	for pos := range idLen {
-		for c := range 256 {
-			b := []byte(u)
-			if b[pos] == byte(c) {
-				continue
-			}
-			b[pos] = byte(c)
-			if d := e.Check(UserID(b), o, VPN); d.Allowed || d.Role != RoleNone {
-				t.Fatalf("Check(%q) = %+v: a changed id matched the stored one", b, d)
-			}
+	for b := range oneByteChanges(string(u)) {
+		if d := e.Check(UserID(b), o, VPN); d.Allowed || d.Role != RoleNone {
+			t.Fatalf("Check(%q) = %+v: a changed id matched the stored one", b, d)
 		}
 	}
 	for _, s := range []string{strings.ToUpper(string(u)), string(u) + " ", " " + string(u), string(u)[:idLen-1], string(u) + "\x00"} {
@@ -86,20 +77,32 @@ func TestRawKeysExact(t *testing.T) {
 	if err := e.SetPlatformAdmin(admin, true); err != nil {
 		t.Fatal(err)
 	}
-	for pos := range idLen {
-		for c := range 256 {
-			b := []byte(o)
-			if b[pos] == byte(c) {
-				continue
-			}
-			b[pos] = byte(c)
-			other := OrgID(b)
-			if d := e.Check(u, other, VPN); d.Allowed || d.Role != RoleNone {
-				t.Fatalf("Check(%q) = %+v: a changed org matched the stored one", b, d)
-			}
-			d := e.Check(admin, other, VPN)
-			if d.Allowed != other.Valid() || (!other.Valid() && d.Reason != ReasonInvalid) {
-				t.Fatalf("PlatformAdmin in %q: %+v", b, d)
+	for b := range oneByteChanges(string(o)) {
+		other := OrgID(b)
+		if d := e.Check(u, other, VPN); d.Allowed || d.Role != RoleNone {
+			t.Fatalf("Check(%q) = %+v: a changed org matched the stored one", b, d)
+		}
+		d := e.Check(admin, other, VPN)
+		if d.Allowed != other.Valid() || (!other.Valid() && d.Reason != ReasonInvalid) {
+			t.Fatalf("PlatformAdmin in %q: %+v", b, d)
+		}
+	}
+}
+
+// oneByteChanges yields every string that differs from s in exactly one
+// byte, whatever its value.
+func oneByteChanges(s string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for pos := range len(s) {
+			for c := range 256 {
+				if s[pos] == byte(c) {
+					continue
+				}
+				b := []byte(s)
+				b[pos] = byte(c)
+				if !yield(string(b)) {
+					return
+				}
 			}
 		}
 	}
