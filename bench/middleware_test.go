@@ -46,11 +46,11 @@ func TestMiddlewareRig(t *testing.T) {
 	}
 	// The benchmark's own loop refuses to measure a refusal, or an
 	// answer nobody wrote.
-	rec = httptest.NewRecorder()
-	if serve(r.guarded, granted, rec) || rec.Code != http.StatusUnauthorized {
-		t.Fatalf("serve after logout: %d", rec.Code)
+	mine := newRecorder()
+	if serve(r.guarded, granted, mine) || mine.Code != http.StatusUnauthorized {
+		t.Fatalf("serve after logout: %d", mine.Code)
 	}
-	if serve(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), granted, rec) {
+	if serve(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), granted, mine) {
 		t.Fatal("serve took a silent handler for a 200")
 	}
 }
