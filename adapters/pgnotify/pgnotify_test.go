@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
 	"github.com/kiops/iam/adapters/pgnotify"
@@ -134,11 +136,25 @@ func waitListening(t *testing.T, l *pgnotify.Listener) {
 	waitFor(t, "listening", 10*time.Second, func() bool { return l.State().Status == pgnotify.Listening })
 }
 
+// setup opens the Listener's database, with a pool of at most maxOpen
+// connections when maxOpen > 0, and a sender's database (another pool, so
+// that sending never waits for the Listener's), and returns a fresh channel.
+func setup(t *testing.T, maxOpen int) (db, sender *gorm.DB, ch string) {
+	t.Helper()
+	db = dbtest.Open(t, dbtest.Postgres)
+	if maxOpen > 0 {
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqlDB.SetMaxOpenConns(maxOpen)
+	}
+	return db, dbtest.Open(t, dbtest.Postgres), newChannel(t)
+}
+
 func TestDeliveryOnlyCommittedExactlyOnceInOrder(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, dbtest.Postgres)
-	sender := dbtest.Open(t, dbtest.Postgres)
-	ch := newChannel(t)
+	db, sender, ch := setup(t, 0)
 	var rec recorder
 	l := start(t, db, ch, &rec, pgnotify.Config{})
 	waitListening(t, l)
@@ -191,9 +207,7 @@ func TestDeliveryOnlyCommittedExactlyOnceInOrder(t *testing.T) {
 
 func TestOnConnectRunsBeforeDelivery(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, dbtest.Postgres)
-	sender := dbtest.Open(t, dbtest.Postgres)
-	ch := newChannel(t)
+	db, sender, ch := setup(t, 0)
 	var rec recorder
 	start(t, db, ch, &rec, pgnotify.Config{OnConnect: func() {
 		// LISTEN is in force: this notification reaches the connection
@@ -221,16 +235,9 @@ func listeners(t *testing.T, db *gorm.DB, ch string) int {
 
 func TestReconnectAfterBackendKilled(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, dbtest.Postgres)
 	// One connection: the reconnection can only succeed if the killed
 	// connection went back to database/sql as bad and was closed.
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB.SetMaxOpenConns(1)
-	sender := dbtest.Open(t, dbtest.Postgres)
-	ch := newChannel(t)
+	db, sender, ch := setup(t, 1)
 	var rec recorder
 	var logs lockedBuffer
 	l := start(t, db, ch, &rec, pgnotify.Config{
@@ -291,24 +298,16 @@ func TestReconnectAfterBackendKilled(t *testing.T) {
 
 func TestCloseReleasesConnectionAndStops(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, dbtest.Postgres)
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB.SetMaxOpenConns(1)
-	sender := dbtest.Open(t, dbtest.Postgres)
-	ch := newChannel(t)
+	db, sender, ch := setup(t, 1)
 	var rec recorder
 	l := start(t, db, ch, &rec, pgnotify.Config{})
 	waitListening(t, l)
 	pid := l.BackendPID()
 
-	if err := l.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
+	for i := range 2 {
+		if err := l.Close(); err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
 	}
 	if st := l.State(); st.Status != pgnotify.Closed {
 		t.Fatalf("state after Close = %v", st.Status)
@@ -451,5 +450,52 @@ func TestStatusString(t *testing.T) {
 		if got := s.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(s), got, want)
 		}
+	}
+}
+
+func TestConnectFailuresBackOff(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on port 1; gorm must not ping it at Open.
+	db, err := gorm.Open(postgres.Open("postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"), &gorm.Config{DisableAutomaticPing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlDB.Close() }) // after the Listener's Close, registered later
+	var rec recorder
+	var logs lockedBuffer
+	l := start(t, db, newChannel(t), &rec, pgnotify.Config{
+		MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 40 * time.Millisecond,
+		Logger:     slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	failures := func() int { return strings.Count(logs.String(), `"msg":"pgnotify: connect failed"`) }
+	waitFor(t, "five failed attempts", 10*time.Second, func() bool { return failures() >= 5 })
+	if st := l.State(); st.Status != pgnotify.Connecting || st.Err == nil {
+		t.Fatalf("state = %+v, want Connecting with an error", st)
+	}
+	var delays []time.Duration
+	for line := range strings.Lines(logs.String()) {
+		var entry struct {
+			Msg     string
+			RetryIn time.Duration `json:"retry_in"`
+		}
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		delays = append(delays, entry.RetryIn)
+	}
+	// 10ms, 20ms, 40ms, 40ms...: each in the upper half of its step.
+	for i, d := range delays[:5] {
+		step := min(10*time.Millisecond<<i, 40*time.Millisecond)
+		if d < step/2 || d > step {
+			t.Errorf("retry %d waited %v, want within [%v, %v]; all: %v", i, d, step/2, step, delays)
+		}
+	}
+	if got := rec.snapshot(); len(got) != 0 {
+		t.Fatalf("callbacks ran without a connection: %q", got)
 	}
 }
