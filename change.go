@@ -62,6 +62,7 @@ func (s *Service) mutate(ctx context.Context, ev audit.Event, fn func(c *change)
 		return err
 	}
 	s.applyCommitted(ctx, c.after)
+	s.committed(ctx, c.version)
 	return nil
 }
 
@@ -90,6 +91,11 @@ func (s *Service) run(ctx context.Context, ev audit.Event, policy bool, fn func(
 		}
 		if err := fn(c); err != nil {
 			return err
+		}
+		if policy {
+			if err := tx.LogChanges(c.version); err != nil {
+				return err
+			}
 		}
 		if c.event.Action == "" {
 			return nil

@@ -129,7 +129,7 @@ type snapshot struct {
 	engine []string
 }
 
-var tables = []string{"casbin_rule", "iam_policy_version", "iam_users", "iam_orgs", "iam_sessions", "iam_reset_tokens", "iam_registration_requests"}
+var tables = []string{"casbin_rule", "iam_policy_version", "iam_policy_changes", "iam_users", "iam_orgs", "iam_sessions", "iam_reset_tokens", "iam_registration_requests"}
 
 func (e *env) snap() snapshot {
 	e.t.Helper()

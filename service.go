@@ -37,6 +37,7 @@ type Service struct {
 	hasher   *identity.Hasher
 	throttle *identity.Throttle
 	sessions *sessionCache // nil when disabled
+	applied  atomic.Int64  // the policy version the engine reflects: see Version
 	cfg      config
 
 	// mu serializes management operations in this process, from their
@@ -185,11 +186,19 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iam: new: %w", err)
 	}
+	// The version is read before the policy: the engine then reflects at
+	// least that version, and a Sync applies anything later again.
+	version, err := store.Version(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("iam: new: %w", err)
+	}
 	if err := store.Load(ctx, engine); err != nil {
 		return nil, fmt.Errorf("iam: new: %w", err)
 	}
-	return &Service{db: db, store: store, engine: engine, hasher: hasher, throttle: identity.NewThrottle(cfg.throttle),
-		sessions: newSessionCache(cfg.cacheSize, cfg.cacheMaxAge), cfg: cfg}, nil
+	s := &Service{db: db, store: store, engine: engine, hasher: hasher, throttle: identity.NewThrottle(cfg.throttle),
+		sessions: newSessionCache(cfg.cacheSize, cfg.cacheMaxAge), cfg: cfg}
+	s.applied.Store(version)
+	return s, nil
 }
 
 // Close releases what the Service holds. It does not close the *gorm.DB,

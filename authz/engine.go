@@ -417,6 +417,49 @@ func (e *Engine) update(u UserID, f func(*userState)) error {
 	return nil
 }
 
+// add adds rule r, which must be valid, to st.
+func (st *userState) add(r Rule) {
+	switch {
+	case r.Deactivated:
+		st.deactivated = true
+	case r.Role == PlatformAdmin:
+		st.admin = true
+	default:
+		ok, _ := orgKey(r.Org)
+		m := st.member(ok)
+		if r.Role != RoleNone {
+			m.roles |= 1 << r.Role
+		} else {
+			m.cats |= r.Category.bit()
+		}
+	}
+}
+
+// SetUserRules makes rules the whole policy of user u: every rule must be
+// one of u's (valid, and naming u), and u's state becomes exactly what they
+// say, nothing when rules is empty. It is how a replica applies a change
+// that another replica committed: the user's rules as the store holds them
+// now, absolute, so applying them twice or late is harmless.
+//
+// Errors: an *InvalidError for an invalid id or rule, or a rule of another
+// user; nothing changes then.
+func (e *Engine) SetUserRules(u UserID, rules []Rule) error {
+	for _, r := range rules {
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		if r.User != u {
+			return invalid("rule", r.String(), "not a rule of user "+string(u))
+		}
+	}
+	return e.update(u, func(st *userState) {
+		*st = userState{}
+		for _, r := range rules {
+			st.add(r)
+		}
+	})
+}
+
 // state returns a private, mutable copy of rec.
 func (rec *userRec) state() userState {
 	return userState{admin: rec.admin, deactivated: rec.deactivated, ms: rec.memberships()}
@@ -494,20 +537,7 @@ func (e *Engine) Load(rows iter.Seq2[Row, error]) error {
 		uk, _ := rawKeyOf(string(r.User), userIDPrefix) // ParseRow validated it
 		prev := t.get(uk)
 		st := prev.state()
-		switch {
-		case r.Deactivated:
-			st.deactivated = true
-		case r.Role == PlatformAdmin:
-			st.admin = true
-		default:
-			ok, _ := orgKey(r.Org)
-			m := st.member(ok)
-			if r.Role != RoleNone {
-				m.roles |= 1 << r.Role
-			} else {
-				m.cats |= r.Category.bit()
-			}
-		}
+		st.add(r)
 		t = t.put(uk, st.pack())
 		if e.oracle != nil {
 			rules = append(rules, []string{row.V0, row.V1, row.V2})

@@ -371,3 +371,44 @@ func TestCrossCheck(t *testing.T) {
 		t.Errorf("disagreement not logged: %q", logs.String())
 	}
 }
+
+// SetUserRules replaces a user's whole state with the rules given, as a
+// replica applies another's committed change: the result equals what the
+// writes that produced those rules gave, and empty rules clear the user.
+func TestSetUserRules(t *testing.T) {
+	src, dst := newTestEngine(t), newTestEngine(t)
+	u, other, o1, o2 := NewUserID(), NewUserID(), NewOrgID(), NewOrgID()
+	must(t, src.SetMembership(u, o1, Membership{Role: Manager}))
+	must(t, src.SetMembership(u, o2, Membership{Role: Member, Categories: NewCategorySet(VPN, Audit)}))
+	must(t, src.SetPlatformAdmin(u, true))
+	must(t, dst.SetMembership(u, NewOrgID(), Membership{Role: Member})) // stale state, to be replaced
+	var rules []Rule
+	for r := range src.Rules() {
+		rules = append(rules, r)
+	}
+	must(t, dst.SetUserRules(u, rules))
+	sorted := func(e *Engine) []string {
+		var out []string
+		for r := range e.Rules() {
+			out = append(out, r.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := sorted(dst), sorted(src); !slices.Equal(got, want) {
+		t.Fatalf("after SetUserRules: %v, want %v", got, want)
+	}
+	if err := dst.SetUserRules(u, []Rule{PlatformAdminRule(other)}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a rule of another user: %v", err)
+	}
+	if err := dst.SetUserRules(u, []Rule{{User: u, Org: o1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an invalid rule: %v", err)
+	}
+	if got, want := sorted(dst), sorted(src); !slices.Equal(got, want) {
+		t.Fatal("a refused SetUserRules changed the engine")
+	}
+	must(t, dst.SetUserRules(u, nil))
+	if n := len(sorted(dst)); n != 0 || dst.Check(u, o1, VPN).Allowed {
+		t.Fatalf("after SetUserRules(nil): %d rules", n)
+	}
+}

@@ -95,6 +95,9 @@ func (t *Tx) Import(b Bulk) error {
 	if err := t.checkBulk(op, b, stored); err != nil {
 		return err
 	}
+	for _, u := range b.Users {
+		t.touch(u.ID)
+	}
 	if err := t.insertOrgs(op, b.Orgs); err != nil {
 		return err
 	}

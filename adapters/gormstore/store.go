@@ -123,7 +123,8 @@ func (domainIndex) TableName() string { return tableName }
 // with Open. It does not own the *gorm.DB it was given: closing that is the
 // caller's job. All methods are safe for concurrent use.
 type Store struct {
-	db *gorm.DB
+	db      *gorm.DB
+	channel string // see Channel
 
 	// beforeDelete, when set (by tests only), runs inside the transaction
 	// before each verified delete, to simulate a row vanishing under it.
@@ -159,6 +160,13 @@ func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	s := &Store{db: db}
 	if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("gormstore: open: %w", err)
+	}
+	if isPostgres(db) {
+		var schema string
+		if err := db.WithContext(ctx).Raw("SELECT current_schema()").Scan(&schema).Error; err != nil {
+			return nil, fmt.Errorf("gormstore: open: current schema: %w", err)
+		}
+		s.channel = channelFor(schema)
 	}
 	return s, nil
 }
@@ -197,6 +205,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 		}
 		if err := migrateVersion(tx); err != nil {
+			return err
+		}
+		if err := migrateChanges(tx); err != nil {
 			return err
 		}
 		for _, m := range []func(*gorm.DB) error{migrateIdentity, migrateApproval, migrateAudit} {

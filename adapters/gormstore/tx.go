@@ -42,6 +42,20 @@ type Tx struct {
 	pg     bool
 	done   bool  // Transaction's function has returned
 	failed error // a write failed after it may have written something
+
+	// touched are the users whose rules this transaction's writes may
+	// have changed, for the change log (LogChanges).
+	touched map[authz.UserID]struct{}
+}
+
+// touch notes that users' rules may change in this transaction.
+func (t *Tx) touch(users ...authz.UserID) {
+	if t.touched == nil {
+		t.touched = make(map[authz.UserID]struct{})
+	}
+	for _, u := range users {
+		t.touched[u] = struct{}{}
+	}
 }
 
 // DB returns the GORM transaction, for the other stores' rows of the same
@@ -85,6 +99,7 @@ func (t *Tx) setUserRule(op string, rule authz.Rule, on bool) error {
 	if err != nil {
 		return fmt.Errorf("gormstore: %s: %w", op, err)
 	}
+	t.touch(rule.User)
 	if err := t.lock(op, "user:"+string(rule.User), false); err != nil {
 		return err
 	}
@@ -124,6 +139,7 @@ func (t *Tx) SetMembership(u authz.UserID, o authz.OrgID, m authz.Membership) er
 	if err != nil {
 		return fmt.Errorf("gormstore: %s: %w", op, err)
 	}
+	t.touch(u)
 	// The org's lock is shared, so that memberships of different users in
 	// one org are written in parallel while RemoveOrg waits for them all.
 	if err := t.lock(op, "org:"+string(o), true); err != nil {
@@ -179,6 +195,7 @@ func (t *Tx) RemoveUser(u authz.UserID) error {
 	if _, err := authz.ParseUserID(string(u)); err != nil {
 		return fmt.Errorf("gormstore: %s: %w", op, err)
 	}
+	t.touch(u)
 	if err := t.lock(op, "user:"+string(u), false); err != nil {
 		return err
 	}
@@ -223,6 +240,7 @@ func (t *Tx) RemoveOrg(o authz.OrgID) ([]authz.UserID, error) {
 	}
 	slices.Sort(users)
 	users = slices.Compact(users)
+	t.touch(users...)
 	if err := t.deleteWhere(op, len(stored), "ptype = ? AND v2 = ?", "g", string(o)); err != nil {
 		return nil, err
 	}

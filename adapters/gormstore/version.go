@@ -21,6 +21,10 @@ import (
 type policyVersion struct {
 	ID      int   `gorm:"primaryKey;autoIncrement:false"`
 	Version int64 `gorm:"not null"`
+	// LogFrom is the version the change log starts after (see
+	// policyChange): the log of a database migrated by an earlier release
+	// holds nothing of the versions before.
+	LogFrom int64 `gorm:"not null;default:0"`
 }
 
 func (policyVersion) TableName() string { return "iam_policy_version" }

@@ -1,0 +1,86 @@
+package iam
+
+import (
+	"context"
+	"fmt"
+)
+
+// Several Services may share one database: replicas of a host behind a
+// load balancer, each with its own engine. Every management transaction
+// bumps the policy version, records in the change log which users' rules
+// it touched, and (on PostgreSQL) announces the version on the store's
+// notification channel, all inside the transaction. A replica brings its
+// engine up to the latest version with Sync: it reloads the rules of only
+// the users changed since the version it had, and the whole policy only
+// when the change log does not reach back that far.
+
+// Version returns the policy version this Service's engine reflects: every
+// management operation committed up to it, by this Service or another on
+// the same database, is visible to Check. It never goes back.
+func (s *Service) Version() int64 { return s.applied.Load() }
+
+// Sync brings the engine up to the latest committed policy version: the
+// changes other Services on the same database committed since Version.
+// Each changed user's rules are read back from the database and replace
+// that user's state in the engine (absolute, so a change seen twice is
+// harmless), and that user's cached sessions are dropped, so that the next
+// request revalidates against the database. Checks go on answering from
+// the previous state meanwhile; management operations of this Service
+// wait for Sync, and Sync for them.
+//
+// Errors: database failures, wrapped with "iam: sync"; the engine keeps
+// the state it had, and Version does not move.
+func (s *Service) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncLocked(ctx)
+}
+
+// syncLocked is Sync for a caller holding s.mu.
+func (s *Service) syncLocked(ctx context.Context) error {
+	from := s.applied.Load()
+	ch, err := s.store.ChangesSince(ctx, from)
+	if err != nil {
+		return fmt.Errorf("iam: sync: %w", err)
+	}
+	if ch.Version <= from {
+		return nil
+	}
+	if !ch.Complete {
+		// The change log starts after from: reload everything.
+		if err := s.store.Load(ctx, s.engine); err != nil {
+			return fmt.Errorf("iam: sync: %w", err)
+		}
+		s.sessions.forgetAll()
+		s.applied.Store(ch.Version)
+		return nil
+	}
+	rules, err := s.store.UsersRules(ctx, ch.Users)
+	if err != nil {
+		return fmt.Errorf("iam: sync: %w", err)
+	}
+	for _, u := range ch.Users {
+		// The rules may be newer than ch.Version (read later): applying
+		// them early is harmless, since the next Sync applies that user's
+		// later versions again.
+		if err := s.engine.SetUserRules(u, rules[u]); err != nil {
+			return fmt.Errorf("iam: sync: %w", err)
+		}
+		s.sessions.forgetUser(u)
+	}
+	s.applied.Store(ch.Version)
+	return nil
+}
+
+// committed advances Version past a management operation this Service
+// committed at version v. If other Services committed versions in between
+// that this one has not applied, it syncs, which takes in v too; a failure
+// there is logged, and the next Sync catches up.
+func (s *Service) committed(ctx context.Context, v int64) {
+	if s.applied.CompareAndSwap(v-1, v) {
+		return
+	}
+	if err := s.syncLocked(context.WithoutCancel(ctx)); err != nil {
+		s.cfg.log.Error("iam: catching up with other replicas failed; the next Sync retries", "err", err)
+	}
+}
