@@ -31,6 +31,6 @@
 //
 // PostgreSQL delivers a notification only when the sending transaction
 // commits, never for one rolled back, and folds identical (channel, payload)
-// pairs sent in one transaction into one. Payloads are limited to 8000 bytes;
+// pairs sent in one transaction into one. A payload must be shorter than 8000 bytes;
 // send a version or an id, not the change itself.
 package pgnotify

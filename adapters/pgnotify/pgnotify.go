@@ -233,8 +233,9 @@ func (l *Listener) setState(s Status, err error) {
 	}
 }
 
-// Close stops the Listener and waits until its goroutine has ended: no
-// callback runs after Close returns. It sends UNLISTEN and returns the
+// Close stops the Listener and waits until its goroutine has ended, which
+// includes waiting for a callback that is running to return: no callback
+// runs after Close returns. It sends UNLISTEN and returns the
 // connection to the pool, or closes the connection when that fails. Close
 // is idempotent; it returns nil, or the error of closing a connection that
 // could not be returned. It must not be called from OnNotify or OnConnect.
