@@ -30,3 +30,6 @@ func (s *Service) UnrecordedAuditEvents(ctx context.Context, f audit.Filter) ([]
 	f.AllOrgs, f.Orgs = true, nil
 	return s.store.Audit().Events(ctx, f)
 }
+
+// SyncChannel is the notification channel of the Service's store.
+func (s *Service) SyncChannel() string { return s.store.Channel() }

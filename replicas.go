@@ -1,8 +1,13 @@
 package iam
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/kiops/iam/adapters/pgnotify"
 )
 
 // Several Services may share one database: replicas of a host behind a
@@ -38,6 +43,9 @@ func (s *Service) Sync(ctx context.Context) error {
 
 // syncLocked is Sync for a caller holding s.mu.
 func (s *Service) syncLocked(ctx context.Context) error {
+	if s.closed.Load() {
+		return errClosed
+	}
 	from := s.applied.Load()
 	ch, err := s.store.ChangesSince(ctx, from)
 	if err != nil {
@@ -83,4 +91,90 @@ func (s *Service) committed(ctx context.Context, v int64) {
 	if err := s.syncLocked(context.WithoutCancel(ctx)); err != nil {
 		s.cfg.log.Error("iam: catching up with other replicas failed; the next Sync retries", "err", err)
 	}
+}
+
+// WithReplicaSync keeps the Service in step with other Services on the
+// same database in the background: on PostgreSQL it listens for the
+// versions they commit (pgnotify, on one connection of db's pool) and
+// syncs as each arrives, and after every (re)connection, to catch up on
+// what it may have missed; on every database it also syncs every interval,
+// the safety net for a lost notification (and the only means on SQLite,
+// whose file several processes may share). An interval of zero means 5
+// seconds. Without this option, call Sync yourself.
+//
+// While disconnected, the engine goes on answering from its last state;
+// SyncState tells how the listener stands.
+func WithReplicaSync(interval time.Duration) Option {
+	return func(c *config) {
+		c.replicaSync = true
+		c.syncEvery = cmp.Or(interval, 5*time.Second)
+	}
+}
+
+// SyncState reports the state of the replica listener (WithReplicaSync on
+// PostgreSQL): connecting, listening or closed, since when, and the last
+// error. Without a listener its Status is zero.
+func (s *Service) SyncState() pgnotify.State {
+	if s.listener == nil {
+		return pgnotify.State{}
+	}
+	return s.listener.State()
+}
+
+// startReplicaSync starts the background sync of WithReplicaSync.
+func (s *Service) startReplicaSync() error {
+	s.syncNow = make(chan struct{}, 1)
+	s.syncDone = make(chan struct{})
+	s.syncStop = make(chan struct{})
+	if ch := s.store.Channel(); ch != "" {
+		l, err := pgnotify.Start(s.db, pgnotify.Config{
+			Channel:   ch,
+			OnNotify:  func(string) { s.syncSoon() },
+			OnConnect: s.syncSoon,
+			Logger:    s.cfg.log,
+		})
+		if err != nil {
+			return err
+		}
+		s.listener = l
+	}
+	go func() {
+		defer close(s.syncDone)
+		tick := time.NewTicker(s.cfg.syncEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.syncStop:
+				return
+			case <-tick.C:
+			case <-s.syncNow:
+			}
+			if err := s.Sync(context.Background()); err != nil && !errors.Is(err, errClosed) {
+				s.cfg.log.Error("iam: background sync failed; retrying at the next notification or tick", "err", err)
+			}
+		}
+	}()
+	return nil
+}
+
+// syncSoon asks the background sync to run; asks made while one is
+// pending are one.
+func (s *Service) syncSoon() {
+	select {
+	case s.syncNow <- struct{}{}:
+	default:
+	}
+}
+
+// stopReplicaSync stops the listener and the background sync and waits
+// for them.
+func (s *Service) stopReplicaSync() {
+	if s.syncStop == nil {
+		return
+	}
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	close(s.syncStop)
+	<-s.syncDone
 }

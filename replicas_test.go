@@ -3,8 +3,13 @@ package iam_test
 import (
 	"slices"
 	"testing"
+	"time"
 
+	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/adapters/pgnotify"
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/identity"
+	"github.com/kiops/iam/internal/dbtest"
 )
 
 // Two Services on one database are two replicas: what one commits, the
@@ -76,5 +81,58 @@ func TestReplicasSync(t *testing.T) {
 		e.must(e.svc.SetCategories(e.ctx, e.admin, hana, busan, authz.NewCategorySet(authz.Backup)))
 		e.must(e.db.Exec("UPDATE iam_policy_version SET log_from = version").Error)
 		agree("log starting later")
+	})
+}
+
+// With WithReplicaSync a replica follows another's writes by itself: on
+// PostgreSQL through notifications (the periodic check is set to an hour,
+// so only they can do it), also across a killed listener connection; on
+// SQLite through the periodic check.
+func TestReplicaSyncBackground(t *testing.T) {
+	forEachKind(t, func(t *testing.T, e *env) {
+		every := 20 * time.Millisecond
+		if e.kind == dbtest.Postgres {
+			every = time.Hour
+		}
+		replica, err := iam.New(e.ctx, e.db, iam.WithReplicaSync(every), iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
+		e.must(err)
+		t.Cleanup(func() { replica.Close() })
+		eventually := func(what string, ok func() bool) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the replica did not see %s (at version %d, writer at %d; listener %+v)", what, replica.Version(), e.svc.Version(), replica.SyncState())
+				}
+			}
+		}
+		seoul := e.org("Seoul DC")
+		joon := e.member("joon@example.com", seoul, authz.Member, authz.NewCategorySet(authz.VPN))
+		eventually("a grant", func() bool { return replica.Check(e.ctx, joon, seoul, authz.VPN).Allowed })
+		e.must(e.svc.SetCategories(e.ctx, e.admin, joon, seoul, 0))
+		eventually("a revocation", func() bool { return !replica.Check(e.ctx, joon, seoul, authz.VPN).Allowed })
+
+		if e.kind != dbtest.Postgres {
+			return
+		}
+		eventually("the listener up", func() bool { return replica.SyncState().Status == pgnotify.Listening })
+		// Cut the listener's connection; a write made meanwhile arrives
+		// through the catch-up after the reconnection.
+		var killed int
+		// Only this replica's connection: tests in parallel listen too.
+		e.must(e.db.Raw("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND strpos(query, ?) > 0 AND pid <> pg_backend_pid()",
+			replica.SyncChannel()).Scan(&killed).Error)
+		if killed == 0 {
+			t.Fatal("no listener connection to cut")
+		}
+		e.must(e.svc.SetCategories(e.ctx, e.admin, joon, seoul, authz.NewCategorySet(authz.Audit)))
+		eventually("a grant made while its listener was cut", func() bool { return replica.Check(e.ctx, joon, seoul, authz.Audit).Allowed })
+		if got, want := replica.EngineRules(), e.svc.EngineRules(); !slices.Equal(got, want) {
+			t.Fatalf("after the reconnection the replica disagrees:\n%q\n%q", got, want)
+		}
+		e.must(replica.Close())
+		e.must(replica.Close())
+		if s := replica.SyncState().Status; s != pgnotify.Closed {
+			t.Fatalf("listener %v after Close", s)
+		}
 	})
 }

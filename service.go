@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/kiops/iam/adapters/gormstore"
+	"github.com/kiops/iam/adapters/pgnotify"
 	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/identity"
 )
@@ -38,7 +39,11 @@ type Service struct {
 	throttle *identity.Throttle
 	sessions *sessionCache // nil when disabled
 	applied  atomic.Int64  // the policy version the engine reflects: see Version
-	cfg      config
+
+	// The background sync of WithReplicaSync; nil without it.
+	listener                    *pgnotify.Listener
+	syncNow, syncStop, syncDone chan struct{}
+	cfg                         config
 
 	// mu serializes management operations in this process, from their
 	// transaction to their engine update, so that two commits are applied
@@ -62,6 +67,8 @@ type config struct {
 
 	cacheSize   int
 	cacheMaxAge time.Duration
+	replicaSync bool
+	syncEvery   time.Duration
 }
 
 // Notifier delivers password-reset tokens to users: the module sends no
@@ -198,6 +205,11 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
 	s := &Service{db: db, store: store, engine: engine, hasher: hasher, throttle: identity.NewThrottle(cfg.throttle),
 		sessions: newSessionCache(cfg.cacheSize, cfg.cacheMaxAge), cfg: cfg}
 	s.applied.Store(version)
+	if cfg.replicaSync {
+		if err := s.startReplicaSync(); err != nil {
+			return nil, fmt.Errorf("iam: new: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -205,8 +217,11 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Service, error) {
 // which belongs to the caller. After Close, management methods fail.
 func (s *Service) Close() error {
 	s.mu.Lock() // wait for a management operation under way
-	defer s.mu.Unlock()
-	s.closed.Store(true)
+	already := s.closed.Swap(true)
+	s.mu.Unlock()
+	if !already {
+		s.stopReplicaSync() // after the flag, which ends a Sync it may be waiting for
+	}
 	return nil
 }
 

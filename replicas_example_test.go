@@ -1,0 +1,45 @@
+package iam_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/authz"
+)
+
+// Two Services on one database, as two replicas of a host: what one
+// commits, the other applies with Sync (or by itself, with
+// WithReplicaSync).
+func ExampleService_Sync() {
+	ctx := context.Background()
+	db := openExampleDB("example_sync")
+	a, err := iam.New(ctx, db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	b, err := iam.New(ctx, db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+
+	admin, err := a.Bootstrap(ctx, "ada@example.com", "Ada", "correct horse battery staple")
+	if err != nil {
+		log.Fatal(err)
+	}
+	org, err := a.CreateOrg(ctx, admin, "Seoul DC")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("b before Sync:", b.Check(ctx, admin, org.ID, authz.VPN).Allowed, b.Version() < a.Version())
+	if err := b.Sync(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("b after Sync:", b.Check(ctx, admin, org.ID, authz.VPN).Allowed, b.Version() == a.Version())
+	// Output:
+	// b before Sync: false true
+	// b after Sync: true true
+}
