@@ -63,6 +63,9 @@ func (s *Service) mutate(ctx context.Context, ev audit.Event, fn func(c *change)
 	}
 	s.applyCommitted(ctx, c.after)
 	s.committed(ctx, c.version)
+	if r := receiptFrom(ctx); r != nil {
+		r.record(c.version)
+	}
 	return nil
 }
 

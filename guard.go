@@ -3,6 +3,7 @@ package iam
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/kiops/iam/authz"
@@ -11,15 +12,28 @@ import (
 // Guard returns the net/http middleware wired to this Service: requests
 // name their user with the module's own bearer sessions
 // ("Authorization: Bearer <token>", resolved by Authenticate), and checks
-// answer from the Service's engine. Change the returned Guard's fields to
-// plug another identity (a host's own JWT) or org resolver; see
+// answer from the Service's engine. A request carrying a consistency token
+// in VersionHeader is identified and checked only once the Service has
+// applied that policy version (see WaitVersion; a token it cannot reach in
+// time, or a malformed one, answers 503). Change the returned Guard's
+// fields to plug another identity (a host's own JWT) or org resolver; see
 // authz.Guard.
 func (s *Service) Guard() *authz.Guard {
 	return &authz.Guard{Checker: s.engine, Identify: s.identifyBearer}
 }
 
-// identifyBearer resolves the request's bearer session token.
+// identifyBearer resolves the request's bearer session token, after
+// waiting for the policy version of its VersionHeader, if any.
 func (s *Service) identifyBearer(r *http.Request) (authz.UserID, error) {
+	if h := r.Header.Get(VersionHeader); h != "" {
+		v, err := strconv.ParseInt(h, 10, 64)
+		if err != nil {
+			return "", &authz.InvalidError{Field: VersionHeader, Value: h, Reason: "not a policy version"}
+		}
+		if err := s.WaitVersion(r.Context(), v); err != nil {
+			return "", err
+		}
+	}
 	token, ok := BearerToken(r)
 	if !ok {
 		return "", errNoSession

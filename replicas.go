@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiops/iam/adapters/pgnotify"
+	"github.com/kiops/iam/authz"
 )
 
 // Several Services may share one database: replicas of a host behind a
@@ -177,4 +180,77 @@ func (s *Service) stopReplicaSync() {
 	}
 	close(s.syncStop)
 	<-s.syncDone
+}
+
+// A consistency token gives read-your-writes across replicas, like
+// Zanzibar's zookies: a management call reports the version it committed
+// (WithReceipt), the caller carries it to wherever it reads next, and that
+// replica waits until it has applied that version (WaitVersion, or the
+// VersionHeader of a request through the Service's Guard) before it
+// answers.
+
+// ErrStale: the Service had not applied the policy version asked for when
+// the context ended. Retry, or answer 503.
+var ErrStale = errors.New("iam: the policy version asked for is not applied yet")
+
+// VersionHeader is the request header that carries a consistency token
+// (a policy version, in decimal) to the Service's Guard: the request is
+// identified and checked only once the Service has applied that version.
+const VersionHeader = "Iam-Min-Version"
+
+// Receipt receives the policy version of the management calls made with a
+// context from WithReceipt: the consistency token to hand to a reader. It
+// is safe for concurrent use; with several calls it keeps the highest.
+type Receipt struct{ v atomic.Int64 }
+
+// Version returns the highest policy version committed through the
+// receipt, 0 before any.
+func (r *Receipt) Version() int64 { return r.v.Load() }
+
+func (r *Receipt) record(v int64) {
+	for old := r.v.Load(); v > old && !r.v.CompareAndSwap(old, v); old = r.v.Load() {
+	}
+}
+
+type receiptKey struct{}
+
+// WithReceipt returns a context whose management calls write the policy
+// version they commit into r.
+func WithReceipt(ctx context.Context, r *Receipt) context.Context {
+	return context.WithValue(ctx, receiptKey{}, r)
+}
+
+func receiptFrom(ctx context.Context) *Receipt {
+	r, _ := ctx.Value(receiptKey{}).(*Receipt)
+	return r
+}
+
+// WaitVersion returns once this Service has applied policy version v (see
+// Version), syncing with the database as needed: a version committed
+// anywhere is applied after one Sync. It waits for a version not yet
+// committed until ctx ends.
+//
+// Errors: ErrStale (wrapping ctx's error) when ctx ends first; ErrInvalid
+// for a negative v; Sync's errors.
+func (s *Service) WaitVersion(ctx context.Context, v int64) error {
+	if v < 0 {
+		return &authz.InvalidError{Field: "policy version", Value: strconv.FormatInt(v, 10), Reason: "versions start at 0"}
+	}
+	for wait := time.Millisecond; s.applied.Load() < v; wait = min(2*wait, 50*time.Millisecond) {
+		if err := s.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %w", ErrStale, ctx.Err())
+			}
+			return err
+		}
+		if s.applied.Load() >= v {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrStale, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return nil
 }

@@ -1,7 +1,12 @@
 package iam_test
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -133,6 +138,69 @@ func TestReplicaSyncBackground(t *testing.T) {
 		e.must(replica.Close())
 		if s := replica.SyncState().Status; s != pgnotify.Closed {
 			t.Fatalf("listener %v after Close", s)
+		}
+	})
+}
+
+// A consistency token gives read-your-writes across replicas: the version
+// a write committed, carried to another replica, makes that replica's
+// first check after the write already right, through WaitVersion and
+// through the Guard's VersionHeader.
+func TestConsistencyToken(t *testing.T) {
+	forEachKind(t, func(t *testing.T, e *env) {
+		seoul := e.org("Seoul DC")
+		joon := e.member("joon@example.com", seoul, authz.Member, authz.NewCategorySet(authz.VPN))
+		replica := e.open()
+		token, err := e.svc.Login(e.ctx, "joon@example.com", pw)
+		e.must(err)
+
+		var receipt iam.Receipt
+		e.must(e.svc.SetCategories(iam.WithReceipt(e.ctx, &receipt), e.admin, joon, seoul, authz.NewCategorySet(authz.Audit)))
+		if receipt.Version() != e.svc.Version() || receipt.Version() == 0 {
+			t.Fatalf("receipt %d, writer at %d", receipt.Version(), e.svc.Version())
+		}
+		if !replica.Check(e.ctx, joon, seoul, authz.VPN).Allowed {
+			t.Fatal("the replica applied the revocation without a sync: the test shows nothing")
+		}
+
+		// Through the Guard: without the token the replica may answer from
+		// its last state; with it, the first answer is right.
+		page := replica.Guard()
+		h := page.Authenticate(page.RequireCategories(authz.VPN)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+		serve := func(version string) int {
+			r := httptest.NewRequest("GET", "/v1/orgs/"+string(seoul)+"/vpn", nil)
+			r.SetPathValue("org", string(seoul))
+			r.Header.Set("Authorization", "Bearer "+token.Reveal())
+			if version != "" {
+				r.Header.Set(iam.VersionHeader, version)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			return w.Code
+		}
+		if code := serve(""); code != http.StatusOK {
+			t.Fatalf("without the token: %d, want the stale 200", code)
+		}
+		if code := serve(strconv.FormatInt(receipt.Version(), 10)); code != http.StatusForbidden {
+			t.Fatalf("with the token: %d, want 403", code)
+		}
+		if code := serve("x1"); code == http.StatusOK {
+			t.Fatal("a malformed token passed")
+		}
+
+		// WaitVersion: a version already committed is applied at once; one
+		// not committed yet waits until the context ends.
+		e.must(replica.WaitVersion(e.ctx, receipt.Version()))
+		if replica.Check(e.ctx, joon, seoul, authz.VPN).Allowed || !replica.Check(e.ctx, joon, seoul, authz.Audit).Allowed {
+			t.Fatal("after WaitVersion the replica still answers from the old state")
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Millisecond)
+		defer cancel()
+		if err := replica.WaitVersion(ctx, receipt.Version()+1000); !errors.Is(err, iam.ErrStale) {
+			t.Fatalf("WaitVersion of a future version: %v, want ErrStale", err)
+		}
+		if err := replica.WaitVersion(e.ctx, -1); !errors.Is(err, iam.ErrInvalid) {
+			t.Fatalf("WaitVersion(-1): %v, want ErrInvalid", err)
 		}
 	})
 }
