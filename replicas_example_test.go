@@ -43,3 +43,34 @@ func ExampleService_Sync() {
 	// b before Sync: false true
 	// b after Sync: true true
 }
+
+// A consistency token: the version a write committed on one replica,
+// waited for on another before it reads.
+func ExampleWithReceipt() {
+	ctx := context.Background()
+	db := openExampleDB("example_receipt")
+	a, err := iam.New(ctx, db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	b, err := iam.New(ctx, db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+
+	var receipt iam.Receipt
+	admin, err := a.Bootstrap(iam.WithReceipt(ctx, &receipt), "ada@example.com", "Ada", "correct horse battery staple")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The token travels with the next request, to whichever replica
+	// serves it (through the Guard: the Iam-Min-Version header).
+	if err := b.WaitVersion(ctx, receipt.Version()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("operations screens on b:", b.CheckOperations(ctx, admin) == nil)
+	// Output:
+	// operations screens on b: true
+}
