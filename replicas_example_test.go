@@ -9,21 +9,26 @@ import (
 	"github.com/kiops/iam/authz"
 )
 
+// exampleReplicas opens two Services on one new database: two replicas.
+func exampleReplicas(ctx context.Context, name string) (a, b *iam.Service) {
+	db := openExampleDB(name)
+	a, err := iam.New(ctx, db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if b, err = iam.New(ctx, db); err != nil {
+		log.Fatal(err)
+	}
+	return a, b
+}
+
 // Two Services on one database, as two replicas of a host: what one
 // commits, the other applies with Sync (or by itself, with
 // WithReplicaSync).
 func ExampleService_Sync() {
 	ctx := context.Background()
-	db := openExampleDB("example_sync")
-	a, err := iam.New(ctx, db)
-	if err != nil {
-		log.Fatal(err)
-	}
+	a, b := exampleReplicas(ctx, "example_sync")
 	defer a.Close()
-	b, err := iam.New(ctx, db)
-	if err != nil {
-		log.Fatal(err)
-	}
 	defer b.Close()
 
 	admin, err := a.Bootstrap(ctx, "ada@example.com", "Ada", "correct horse battery staple")
@@ -48,16 +53,8 @@ func ExampleService_Sync() {
 // waited for on another before it reads.
 func ExampleWithReceipt() {
 	ctx := context.Background()
-	db := openExampleDB("example_receipt")
-	a, err := iam.New(ctx, db)
-	if err != nil {
-		log.Fatal(err)
-	}
+	a, b := exampleReplicas(ctx, "example_receipt")
 	defer a.Close()
-	b, err := iam.New(ctx, db)
-	if err != nil {
-		log.Fatal(err)
-	}
 	defer b.Close()
 
 	var receipt iam.Receipt
