@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/kiops/iam/authz"
 )
@@ -59,14 +58,37 @@ func (t *Tx) LogChanges(version int64) error {
 		return err
 	}
 	users := slices.Sorted(maps.Keys(t.touched))
-	if len(users) > 0 {
-		rows := make([]policyChange, len(users))
-		for i, u := range users {
-			rows[i] = policyChange{Version: version, UserID: string(u)}
+	ids := make(pgTextArray, len(users))
+	for i, u := range users {
+		ids[i] = string(u)
+	}
+	// One statement however many users (a bulk import touches thousands):
+	// an array parameter on PostgreSQL, one JSON parameter on SQLite, as
+	// Import inserts; GORM's batched insert elsewhere.
+	var err error
+	switch {
+	case len(ids) == 0:
+	case t.pg:
+		err = t.insertArrays(op, "changes", len(ids),
+			"INSERT INTO iam_policy_changes (version, user_id) SELECT ?, u FROM unnest(?::text[]) AS u", version, ids)
+	case t.sqlite():
+		rows := make([][2]any, len(ids))
+		for i, u := range ids {
+			rows[i] = [2]any{version, u}
 		}
-		if err := t.db.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(rows, 1000).Error; err != nil {
-			return t.fail(op, err)
+		err = t.insertJSON(op, "changes", len(ids), rows,
+			"INSERT INTO iam_policy_changes (version, user_id) SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true")
+	default:
+		rows := make([]policyChange, len(ids))
+		for i, u := range ids {
+			rows[i] = policyChange{Version: version, UserID: u}
 		}
+		if e := t.db.CreateInBatches(rows, 1000).Error; e != nil {
+			err = t.fail(op, e)
+		}
+	}
+	if err != nil {
+		return err
 	}
 	if t.pg {
 		if err := t.db.Exec("SELECT pg_notify(?, ?)", t.store.channel, fmt.Sprint(version)).Error; err != nil {
