@@ -3,6 +3,7 @@ package iam_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -203,4 +204,63 @@ func TestConsistencyToken(t *testing.T) {
 			t.Fatalf("WaitVersion(-1): %v, want ErrInvalid", err)
 		}
 	})
+}
+
+// A replica whose notification connection is cut again and again during a
+// stream of writes converges to exactly the database's state (issue 7):
+// the catch-up after each reconnection and the notifications after it
+// leave nothing behind. PostgreSQL only; the periodic check is set to an
+// hour, so it cannot be what saves the replica.
+func TestReplicaConvergesAcrossCuts(t *testing.T) {
+	for _, kind := range dbtest.Kinds(t) {
+		if kind != dbtest.Postgres {
+			continue
+		}
+		e := newEnv(t, kind)
+		replica, err := iam.New(e.ctx, e.db, iam.WithReplicaSync(time.Hour), iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
+		e.must(err)
+		t.Cleanup(func() { replica.Close() })
+		seoul := e.org("Seoul DC")
+		var members []authz.UserID
+		for i := range 5 {
+			members = append(members, e.member(fmt.Sprintf("m%d@example.com", i), seoul, authz.Member, 0))
+		}
+		done := make(chan error, 1)
+		go func() {
+			for i := range 200 {
+				u := members[i%len(members)]
+				if err := e.svc.SetCategories(e.ctx, e.admin, u, seoul, authz.CategorySet(i%128)); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		cuts := 0
+		for writing := true; writing; {
+			select {
+			case err := <-done:
+				e.must(err)
+				writing = false
+			case <-time.After(30 * time.Millisecond):
+				var killed int
+				e.must(e.db.Raw("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND strpos(query, ?) > 0 AND pid <> pg_backend_pid()",
+					replica.SyncChannel()).Scan(&killed).Error)
+				cuts += killed
+			}
+		}
+		if cuts == 0 {
+			t.Fatal("the listener was never cut")
+		}
+		for deadline := time.Now().Add(15 * time.Second); replica.Version() != e.svc.Version(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the replica stopped at version %d, the writer is at %d (listener %+v)", replica.Version(), e.svc.Version(), replica.SyncState())
+			}
+		}
+		want := e.open().EngineRules() // a fresh load: the database's state
+		if got := replica.EngineRules(); !slices.Equal(got, want) {
+			t.Fatalf("after %d cuts the replica differs from a fresh load:\n%q\n%q", cuts, got, want)
+		}
+		t.Logf("converged after %d cuts of the listener during 200 writes", cuts)
+	}
 }
