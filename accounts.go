@@ -82,6 +82,8 @@ func (c *change) endSessions(user authz.UserID) error {
 	if err := c.ids.DeleteSessions(c.ctx, user); err != nil {
 		return err
 	}
+	c.tx.SessionsEnded(user) // other replicas drop their cached sessions
+
 	return c.ids.DeleteResetTokens(c.ctx, user)
 }
 

@@ -69,7 +69,7 @@ func (s *Service) StartPasswordReset(ctx context.Context, actor, target authz.Us
 	var msg *ResetMessage
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.PasswordResetIssue)
 	ev.Target, ev.Org = target, org
-	err := s.record(ctx, ev, func(c *change) error {
+	err := s.mutate(ctx, ev, func(c *change) error { // ends sessions: see Logout
 		p, err := c.parties(actor, target, org, authz.CanResetPassword)
 		if err != nil {
 			return err
@@ -80,6 +80,7 @@ func (s *Service) StartPasswordReset(ctx context.Context, actor, target authz.Us
 		if err := c.ids.DeleteSessions(ctx, target); err != nil {
 			return err
 		}
+		c.tx.SessionsEnded(target)
 		msg, err = c.issueReset(s, p.user, true)
 		return err
 	})
@@ -134,7 +135,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) (id
 	var tok identity.Token
 	var user authz.UserID // whose sessions may end, once known
 	defer func() { s.sessions.forgetUser(user) }()
-	err := s.record(ctx, audit.NewEvent(s.cfg.now(), "", audit.PasswordResetComplete), func(c *change) error {
+	err := s.mutate(ctx, audit.NewEvent(s.cfg.now(), "", audit.PasswordResetComplete), func(c *change) error { // ends sessions: see Logout
 		rt, err := c.ids.UseResetToken(ctx, identity.HashToken(token), c.event.Time)
 		if err != nil {
 			return err

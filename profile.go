@@ -70,7 +70,7 @@ func (s *Service) ChangePassword(ctx context.Context, actor authz.UserID, curren
 	var tok identity.Token
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfilePasswordChange)
 	ev.Target = actor
-	err := s.record(ctx, ev, func(c *change) error {
+	err := s.mutate(ctx, ev, func(c *change) error { // ends sessions: see Logout
 		p, err := c.actor(actor)
 		if err != nil {
 			return err

@@ -264,3 +264,45 @@ func TestReplicaConvergesAcrossCuts(t *testing.T) {
 		t.Logf("converged after %d cuts of the listener during 200 writes", cuts)
 	}
 }
+
+// Ending sessions reaches every replica through the change log: a session
+// another replica has cached is refused there after its next Sync, for a
+// logout and for a password change.
+func TestReplicaSessionsEnd(t *testing.T) {
+	forEachKind(t, func(t *testing.T, e *env) {
+		seoul := e.org("Seoul DC")
+		e.member("joon@example.com", seoul, authz.Member, 0)
+		replica := e.open()
+		for _, end := range []struct {
+			name string
+			end  func(token identity.Token) error
+		}{
+			{"logout", func(tok identity.Token) error { return e.svc.Logout(e.ctx, tok.Reveal()) }},
+			{"password change", func(tok identity.Token) error {
+				u, err := replica.Authenticate(e.ctx, tok.Reveal())
+				if err != nil {
+					return err
+				}
+				_, err = e.svc.ChangePassword(e.ctx, u, pw, "another correct horse battery")
+				if err == nil {
+					_, err = e.svc.ChangePassword(e.ctx, u, "another correct horse battery", pw) // back, for the next round
+				}
+				return err
+			}},
+		} {
+			tok, err := e.svc.Login(e.ctx, "joon@example.com", pw)
+			e.must(err)
+			if _, err := replica.Authenticate(e.ctx, tok.Reveal()); err != nil { // now cached there
+				t.Fatalf("%s: %v", end.name, err)
+			}
+			e.must(end.end(tok))
+			if _, err := replica.Authenticate(e.ctx, tok.Reveal()); err != nil {
+				t.Fatalf("%s: the replica refused before its Sync (%v): the test shows nothing", end.name, err)
+			}
+			e.must(replica.Sync(e.ctx))
+			if _, err := replica.Authenticate(e.ctx, tok.Reveal()); !errors.Is(err, iam.ErrUnauthenticated) {
+				t.Fatalf("%s: after Sync the replica answers %v, want ErrUnauthenticated", end.name, err)
+			}
+		}
+	})
+}

@@ -17,7 +17,7 @@ const (
 	// before Authenticate reads it from the database again unless
 	// WithSessionCache says otherwise. It bounds how long a session ended
 	// through another Service on the same database (another replica) still
-	// works on this one.
+	// works on this one when this one does not Sync.
 	DefaultSessionCacheMaxAge = time.Minute
 )
 
@@ -174,8 +174,8 @@ func (c *sessionCache) forgetUser(u authz.UserID) {
 }
 
 // forgetAll drops every cached session, as forget does for one: for when
-// this Service may have missed revocations (issue 7: a replica whose
-// notifications from the others were interrupted).
+// this Service may have missed revocations (a Sync that reloads the whole
+// policy).
 func (c *sessionCache) forgetAll() { c.forgetWhere(func(cachedSession) bool { return true }) }
 
 // forgetWhere drops the entries drop selects, one shard at a time, after

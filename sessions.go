@@ -89,12 +89,12 @@ func (s *Service) Login(ctx context.Context, email, password string) (identity.T
 // ChangePassword, ResetPassword, StartPasswordReset, DeactivateUser,
 // DeleteUser and DeleteAccount drop what the cache holds for it after
 // their transaction commits (and an Authenticate that read the database
-// before that commit cannot put it back). Another Service on the same
-// database (another replica) does not see those calls: it refuses an ended
-// session only when its cached entry reaches its maximum age, so that age
-// bounds how long a revocation takes to reach other replicas. A
-// deactivation done elsewhere is refused from memory only once this
-// Service's engine has the change.
+// before that commit cannot put it back). Those calls also enter the
+// change log, so another Service on the same database (another replica)
+// drops its cached entries at its next Sync (at once with
+// WithReplicaSync on PostgreSQL, within its interval elsewhere); without
+// syncing, it refuses an ended session when its cached entry reaches the
+// maximum age, which bounds the delay in every case.
 //
 // Errors: ErrUnauthenticated for every refusal; a database error when the
 // token is not in memory and the database cannot be read.
@@ -144,12 +144,15 @@ var errNoSession = fmt.Errorf("%w: no valid session", ErrUnauthenticated)
 func (s *Service) Logout(ctx context.Context, token string) error {
 	h := identity.HashToken(token)
 	defer s.sessions.forget(h)
-	err := s.record(ctx, audit.NewEvent(s.cfg.now(), "", audit.SessionLogout), func(c *change) error {
+	// A mutate, not a record: it takes a policy version and the change
+	// log, so that other replicas drop the session they cached.
+	err := s.mutate(ctx, audit.NewEvent(s.cfg.now(), "", audit.SessionLogout), func(c *change) error {
 		sess, err := c.ids.Session(ctx, h)
 		if err != nil {
 			return err
 		}
 		c.event.Actor, c.event.Target = sess.User, sess.User
+		c.tx.SessionsEnded(sess.User)
 		return c.ids.DeleteSession(ctx, h)
 	})
 	if errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrInvalid) {

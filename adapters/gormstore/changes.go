@@ -98,6 +98,13 @@ func (t *Tx) LogChanges(version int64) error {
 	return nil
 }
 
+// SessionsEnded notes, for the change log, that this transaction ends
+// sessions of users (a logout, a password change): with LogChanges, other
+// replicas then drop what they cached of those users' sessions. Their
+// rules are unchanged; a replica reloads them all the same, which is
+// harmless.
+func (t *Tx) SessionsEnded(users ...authz.UserID) { t.touch(users...) }
+
 // Channel returns the PostgreSQL notification channel on which LogChanges
 // announces committed versions of this store: one per schema, so that
 // services in different schemas of one database do not wake each other.
