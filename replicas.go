@@ -254,3 +254,16 @@ func (s *Service) WaitVersion(ctx context.Context, v int64) error {
 	}
 	return nil
 }
+
+// CheckAt is Check once this Service has applied policy version v, a
+// consistency token from WithReceipt: read-your-writes across replicas for
+// a caller that carries the token. v of 0 checks at once.
+//
+// Errors: those of WaitVersion (ErrStale when ctx ends first); the
+// Decision is then a denial.
+func (s *Service) CheckAt(ctx context.Context, v int64, user authz.UserID, org authz.OrgID, category authz.Category) (authz.Decision, error) {
+	if err := s.WaitVersion(ctx, v); err != nil {
+		return authz.Decision{User: user, Org: org, Reason: authz.ReasonError}, err
+	}
+	return s.Check(ctx, user, org, category), nil
+}

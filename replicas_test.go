@@ -189,8 +189,11 @@ func TestConsistencyToken(t *testing.T) {
 			t.Fatal("a malformed token passed")
 		}
 
-		// WaitVersion: a version already committed is applied at once; one
-		// not committed yet waits until the context ends.
+		// CheckAt and WaitVersion: a version already committed is applied
+		// at once; one not committed yet waits until the context ends.
+		if d, err := replica.CheckAt(e.ctx, receipt.Version(), joon, seoul, authz.Audit); err != nil || !d.Allowed {
+			t.Fatalf("CheckAt with the token: %+v, %v", d, err)
+		}
 		e.must(replica.WaitVersion(e.ctx, receipt.Version()))
 		if replica.Check(e.ctx, joon, seoul, authz.VPN).Allowed || !replica.Check(e.ctx, joon, seoul, authz.Audit).Allowed {
 			t.Fatal("after WaitVersion the replica still answers from the old state")
@@ -199,6 +202,9 @@ func TestConsistencyToken(t *testing.T) {
 		defer cancel()
 		if err := replica.WaitVersion(ctx, receipt.Version()+1000); !errors.Is(err, iam.ErrStale) {
 			t.Fatalf("WaitVersion of a future version: %v, want ErrStale", err)
+		}
+		if d, err := replica.CheckAt(ctx, receipt.Version()+1000, joon, seoul, authz.Audit); !errors.Is(err, iam.ErrStale) || d.Allowed {
+			t.Fatalf("CheckAt of a future version: %+v, %v", d, err)
 		}
 		if err := replica.WaitVersion(e.ctx, -1); !errors.Is(err, iam.ErrInvalid) {
 			t.Fatalf("WaitVersion(-1): %v, want ErrInvalid", err)

@@ -31,3 +31,23 @@ func TestPropagation(t *testing.T) {
 	}
 	t.Logf("propagation of %d revocations: %v", l.N, l)
 }
+
+// BenchmarkPropagation reports the median and 99th percentile of b.N
+// revocations reaching another replica (see Propagation), as metrics.
+func BenchmarkPropagation(b *testing.B) {
+	dsn := os.Getenv(dbtest.EnvPostgresDSN)
+	if dsn == "" {
+		b.Skipf("%s is not set", dbtest.EnvPostgresDSN)
+	}
+	d, err := OpenPostgres(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	l, err := Propagation(context.Background(), d, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(l.P50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(l.P99.Microseconds()), "p99-µs")
+}
