@@ -16,38 +16,34 @@ var revocations = flag.Int("revocations", 20, "revocations TestPropagation times
 // ./bench -revocations 1000. Every round must arrive (a lost one fails
 // after 10 s); the figure is logged, not asserted.
 func TestPropagation(t *testing.T) {
-	dsn := os.Getenv(dbtest.EnvPostgresDSN)
-	if dsn == "" {
-		t.Skipf("%s is not set", dbtest.EnvPostgresDSN)
-	}
-	d, err := OpenPostgres(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	l, err := Propagation(context.Background(), d, *revocations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := propagation(t, *revocations)
 	t.Logf("propagation of %d revocations: %v", l.N, l)
 }
 
 // BenchmarkPropagation reports the median and 99th percentile of b.N
 // revocations reaching another replica (see Propagation), as metrics.
 func BenchmarkPropagation(b *testing.B) {
+	l := propagation(b, b.N)
+	b.ReportMetric(float64(l.P50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(l.P99.Microseconds()), "p99-µs")
+}
+
+// propagation runs Propagation on a fresh PostgreSQL schema, skipping
+// without one.
+func propagation(tb testing.TB, n int) Latency {
+	tb.Helper()
 	dsn := os.Getenv(dbtest.EnvPostgresDSN)
 	if dsn == "" {
-		b.Skipf("%s is not set", dbtest.EnvPostgresDSN)
+		tb.Skipf("%s is not set", dbtest.EnvPostgresDSN)
 	}
 	d, err := OpenPostgres(dsn)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer d.Close()
-	l, err := Propagation(context.Background(), d, b.N)
+	l, err := Propagation(context.Background(), d, n)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.ReportMetric(float64(l.P50.Microseconds()), "p50-µs")
-	b.ReportMetric(float64(l.P99.Microseconds()), "p99-µs")
+	return l
 }
