@@ -70,6 +70,7 @@ func (s *Service) syncLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("iam: sync: %w", err)
 	}
+	changed := make(map[authz.UserID]bool, len(ch.Users))
 	for _, u := range ch.Users {
 		// The rules may be newer than ch.Version (read later): applying
 		// them early is harmless, since the next Sync applies that user's
@@ -77,8 +78,9 @@ func (s *Service) syncLocked(ctx context.Context) error {
 		if err := s.engine.SetUserRules(u, rules[u]); err != nil {
 			return fmt.Errorf("iam: sync: %w", err)
 		}
-		s.sessions.forgetUser(u)
+		changed[u] = true
 	}
+	s.sessions.forgetUsers(changed)
 	s.applied.Store(ch.Version)
 	return nil
 }

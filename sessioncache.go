@@ -173,6 +173,15 @@ func (c *sessionCache) forgetUser(u authz.UserID) {
 	}
 }
 
+// forgetUsers drops every session of the users in us, in one scan (a
+// replica's Sync applies thousands of users at a time after a bulk
+// import; a scan each would be thousands of scans).
+func (c *sessionCache) forgetUsers(us map[authz.UserID]bool) {
+	if len(us) > 0 {
+		c.forgetWhere(func(e cachedSession) bool { return us[e.user] })
+	}
+}
+
 // forgetAll drops every cached session, as forget does for one: for when
 // this Service may have missed revocations (a Sync that reloads the whole
 // policy).

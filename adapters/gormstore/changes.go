@@ -164,24 +164,36 @@ func (s *Store) ChangesSince(ctx context.Context, after int64) (Changes, error) 
 	return ch, nil
 }
 
-// UsersRules returns the stored rules of each of users, in one read.
+// UsersRules returns the stored rules of each of users, read in one
+// query per thousand users (an org's deletion or an import batch changes
+// many at once).
 //
 // Errors: an invalid id is an *authz.InvalidError; database failures and
 // rows authz.ParseRow refuses are wrapped with "gormstore: users rules".
 func (s *Store) UsersRules(ctx context.Context, users []authz.UserID) (map[authz.UserID][]authz.Rule, error) {
+	const op = "users rules"
+	ids := make([]string, len(users))
+	for i, u := range users {
+		if _, err := authz.ParseUserID(string(u)); err != nil {
+			return nil, fmt.Errorf("gormstore: %s: %w", op, err)
+		}
+		ids[i] = string(u)
+	}
 	out := make(map[authz.UserID][]authz.Rule, len(users))
 	err := s.Transaction(ctx, func(tx *Tx) error {
-		for _, u := range users {
-			rules, err := tx.UserRules(u)
+		for chunk := range slices.Chunk(ids, 1000) {
+			rules, err := tx.readRules(op, tx.db.Where("ptype = ? AND v0 IN ?", "g", chunk))
 			if err != nil {
 				return err
 			}
-			out[u] = rules
+			for _, r := range rules {
+				out[r.User] = append(out[r.User], r)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gormstore: users rules: %w", err)
+		return nil, fmt.Errorf("gormstore: %s: %w", op, err)
 	}
 	return out, nil
 }
