@@ -103,8 +103,12 @@ func (s *Service) run(ctx context.Context, ev audit.Event, policy bool, fn func(
 		if c.event.Action == "" {
 			return nil
 		}
-		_, err := tx.Audit().Append(ctx, c.event)
-		return err
+		appended, err := tx.Audit().Append(ctx, c.event)
+		if err != nil {
+			return err
+		}
+		c.event = appended // with its ID, for callers that report it
+		return nil
 	})
 	if err != nil {
 		var d *denial

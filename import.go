@@ -146,6 +146,7 @@ func (s *Service) Import(ctx context.Context, b ImportBatch) (ImportResult, erro
 	if n := len(b.Users); n > 0 {
 		summary["first_user"], summary["last_user"] = b.Users[0].ID, b.Users[n-1].ID
 	}
+	var committed *change
 	err = s.mutate(ctx, audit.NewEvent(now, "", audit.UsersImport), func(c *change) error {
 		if err := c.tx.Import(bulk); err != nil {
 			return importFault(b, err)
@@ -169,14 +170,7 @@ func (s *Service) Import(ctx context.Context, b ImportBatch) (ImportResult, erro
 		if err := c.event.SetChange(nil, summary); err != nil {
 			return err
 		}
-		// The event is appended here rather than by run, which would
-		// discard the ID the result reports; it is still the last write of
-		// the transaction, and run appends nothing for an empty Action.
-		ev, err := c.tx.Audit().Append(ctx, c.event)
-		if err != nil {
-			return err
-		}
-		res.Event, c.event.Action = ev.ID, ""
+		committed = c // run appends the event last and keeps its ID
 		return nil
 	})
 	if err != nil {
@@ -186,6 +180,7 @@ func (s *Service) Import(ctx context.Context, b ImportBatch) (ImportResult, erro
 		}
 		return ImportResult{}, fmt.Errorf("iam: import: %w", err)
 	}
+	res.Event = committed.event.ID
 	return res, nil
 }
 
