@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"gorm.io/gorm"
+
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/approval"
 	"github.com/kiops/iam/authz"
@@ -27,6 +29,7 @@ type env struct {
 	srv   *httptest.Server
 	mail  *iamtest.Mailbox
 	admin authz.UserID
+	db    *gorm.DB // for tests that read the tables themselves
 }
 
 const (
@@ -34,19 +37,21 @@ const (
 	password   = "correct horse battery staple"
 )
 
-func newEnv(t *testing.T, kind dbtest.Kind) *env {
+// newEnv starts the env; opts come after the harness's own Service
+// options, so a test may override them (a clock, say).
+func newEnv(t *testing.T, kind dbtest.Kind, opts ...iam.Option) *env {
 	t.Helper()
 	db := dbtest.Open(t, kind)
 	mail := iamtest.NewMailbox()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := iam.New(t.Context(), db,
+	svc, err := iam.New(t.Context(), db, append([]iam.Option{
 		iam.WithPasswordHasher(identity.TestingHasherConfig(t)),
 		iam.WithNotifier(mail),
 		iam.WithLogger(quiet),
 		// Every request of the test comes from 127.0.0.1: throttle by
 		// account only, so that the failures of one case do not throttle
 		// the next.
-		iam.WithLoginThrottle(identity.ThrottleConfig{AddressLimit: 10_000}))
+		iam.WithLoginThrottle(identity.ThrottleConfig{AddressLimit: 10_000})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +62,7 @@ func newEnv(t *testing.T, kind dbtest.Kind) *env {
 	}
 	srv := httptest.NewServer(NewHandler(svc, WithLogger(quiet)))
 	t.Cleanup(srv.Close)
-	return &env{t: t, svc: svc, srv: srv, mail: mail, admin: admin}
+	return &env{t: t, svc: svc, srv: srv, mail: mail, admin: admin, db: db}
 }
 
 // resp is an answer of the server.
