@@ -18,6 +18,18 @@ func (s *Service) accountChange(ctx context.Context, actor, target authz.UserID,
 	ev := audit.NewEvent(s.cfg.now(), actor, action)
 	ev.Target = target
 	return s.mutate(ctx, ev, func(c *change) error {
+		// Only a PlatformAdmin manages accounts. Anyone else is refused
+		// before the target is looked up, so that the refusal is the same
+		// whether the account exists or not (else it would tell them).
+		a, err := c.actor(actor)
+		if err != nil {
+			return err
+		}
+		if sub := a.subject(""); !sub.PlatformAdmin {
+			if err := rule(sub, authz.Target{Subject: sub}); err != nil {
+				return c.deny(err)
+			}
+		}
 		p, err := c.parties(actor, target, "", rule)
 		if err != nil {
 			return err

@@ -44,8 +44,13 @@ func (s *Service) identifyBearer(r *http.Request) (authz.UserID, error) {
 }
 
 // BearerToken returns the token of the request's "Authorization: Bearer"
-// header (the scheme is case-insensitive, RFC 9110).
+// header (the scheme is case-insensitive, RFC 9110). A request with more
+// than one Authorization header has none: which one counts would be
+// anybody's guess (a proxy may read the other one).
 func BearerToken(r *http.Request) (string, bool) {
+	if len(r.Header.Values("Authorization")) != 1 {
+		return "", false
+	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
