@@ -96,7 +96,7 @@ func (s *Service) ChangeRole(ctx context.Context, actor, target authz.UserID, or
 					return errors.Join(e.SetMembership(target, org, m), e.SetPlatformAdmin(target, false))
 				})
 			}
-			return c.event.SetChange(before, map[string]any{"role": m.Role, "platformadmin": to == authz.PlatformAdmin})
+			return c.event.SetChange(before, map[string]any{"role": roleField(m.Role), "platformadmin": to == authz.PlatformAdmin})
 		})
 }
 
