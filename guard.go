@@ -25,18 +25,25 @@ func (s *Service) Guard() *authz.Guard {
 // identifyBearer resolves the request's bearer session token, after
 // waiting for the policy version of its VersionHeader, if any.
 func (s *Service) identifyBearer(r *http.Request) (authz.UserID, error) {
+	token, ok := BearerToken(r)
+	if !ok {
+		return "", errNoSession
+	}
 	if h := r.Header.Get(VersionHeader); h != "" {
 		v, err := strconv.ParseInt(h, 10, 64)
 		if err != nil {
 			return "", &authz.InvalidError{Field: VersionHeader, Value: h, Reason: "not a policy version"}
 		}
+		// Only a live session waits: an anonymous or forged request with
+		// a version far ahead would otherwise hold a goroutine and poll
+		// the database for as long as its client likes. The session is
+		// checked again after the wait, which may have ended it.
+		if _, err := s.Authenticate(r.Context(), token); err != nil {
+			return "", err
+		}
 		if err := s.WaitVersion(r.Context(), v); err != nil {
 			return "", err
 		}
-	}
-	token, ok := BearerToken(r)
-	if !ok {
-		return "", errNoSession
 	}
 	// No WithClientAddr: Authenticate records nothing, so the address
 	// would cost two allocations per request and serve nobody.
