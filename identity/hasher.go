@@ -58,7 +58,8 @@ type HasherConfig struct {
 	// together. 0 means 2 × GOMAXPROCS at construction.
 	MaxConcurrent int
 
-	insecure bool // set only by TestingHasherConfig
+	insecure bool   // set only by TestingHasherConfig
+	observe  func() // set only by ObservedTestingHasherConfig
 }
 
 // TestingHasherConfig returns a deliberately cheap configuration (64 KiB,
@@ -73,6 +74,18 @@ func TestingHasherConfig(tb testing.TB) HasherConfig {
 	}
 	tb.Helper()
 	return HasherConfig{Memory: 64, Time: 1, Threads: 1, SaltLen: MinSaltLen, KeyLen: MinKeyLen, insecure: true}
+}
+
+// ObservedTestingHasherConfig is TestingHasherConfig whose Hasher calls
+// observe before every argon2id derivation (Hash, Verify and VerifyDummy
+// alike), so that a test of code built on a Hasher, such as the Service's
+// login or sign-up, can count the work done: that an unknown email costs
+// as many derivations as a known one. observe must be safe for concurrent
+// use. Like TestingHasherConfig, it panics outside a test.
+func ObservedTestingHasherConfig(tb testing.TB, observe func()) HasherConfig {
+	c := TestingHasherConfig(tb)
+	c.observe = observe
+	return c
 }
 
 // params are the argon2id parameters of one hash.
@@ -152,6 +165,12 @@ func NewHasher(c HasherConfig) (*Hasher, error) {
 		n = 2 * runtime.GOMAXPROCS(0)
 	}
 	h := &Hasher{p: p, sem: make(chan struct{}, n), derive: argon2id}
+	if observe := c.observe; observe != nil {
+		h.derive = func(password, salt []byte, p params) []byte {
+			observe()
+			return argon2id(password, salt, p)
+		}
+	}
 	h.dsalt = make([]byte, p.saltLen)
 	h.dummy = make([]byte, p.keyLen)
 	_, _ = rand.Read(h.dsalt) // documented never to fail
