@@ -38,9 +38,12 @@ func (c *change) deny(err error) error { return &denial{err} }
 // denyMissing marks a lookup's ErrNotFound as a refusal (an object of
 // another org answers like a missing one, and both are recorded as denied
 // attempts); any other error, such as a database failure, stays a failure.
+// The refusal is the bare ErrNotFound, what the rules answer for an object
+// of another org: the store's message ("no such user") would tell the two
+// apart.
 func (c *change) denyMissing(err error) error {
 	if errors.Is(err, authz.ErrNotFound) {
-		return c.deny(err)
+		return c.deny(authz.ErrNotFound)
 	}
 	return err
 }

@@ -103,10 +103,15 @@ func (s *Service) CreateOrg(ctx context.Context, actor authz.UserID, name string
 
 // RenameOrg renames organization org (PlatformAdmins only).
 //
-// Errors: ErrInvalid for an unacceptable name; ErrForbidden for anyone
-// but a PlatformAdmin (denied attempt recorded); ErrNotFound for an
-// unknown org; ErrUnauthenticated for an inactive actor.
+// Errors: ErrInvalid for an unacceptable name or a malformed org id;
+// ErrForbidden for anyone but a PlatformAdmin (denied attempt recorded);
+// ErrNotFound for an unknown org; ErrUnauthenticated for an inactive actor.
 func (s *Service) RenameOrg(ctx context.Context, actor authz.UserID, org authz.OrgID, name string) error {
+	// A malformed id is refused before it reaches the denied event's Org,
+	// which the audit store would refuse (the denial would go unrecorded).
+	if _, err := authz.ParseOrgID(string(org)); err != nil {
+		return err
+	}
 	name, err := identity.CleanOrgName(name)
 	if err != nil {
 		return err
@@ -129,10 +134,13 @@ func (s *Service) RenameOrg(ctx context.Context, actor authz.UserID, org authz.O
 // grants and registration requests (PlatformAdmins only). The audit
 // history of the org stays.
 //
-// Errors: ErrForbidden for anyone but a PlatformAdmin (denied attempt
-// recorded); ErrNotFound for an unknown org; ErrUnauthenticated for an
-// inactive actor.
+// Errors: ErrInvalid for a malformed org id; ErrForbidden for anyone but
+// a PlatformAdmin (denied attempt recorded); ErrNotFound for an unknown
+// org; ErrUnauthenticated for an inactive actor.
 func (s *Service) DeleteOrg(ctx context.Context, actor authz.UserID, org authz.OrgID) error {
+	if _, err := authz.ParseOrgID(string(org)); err != nil {
+		return err // as RenameOrg
+	}
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.OrgDelete)
 	ev.Org = org
 	return s.mutate(ctx, ev, func(c *change) error {

@@ -70,7 +70,7 @@ func (s *Service) StartPasswordReset(ctx context.Context, actor, target authz.Us
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.PasswordResetIssue)
 	ev.Target, ev.Org = target, org
 	err := s.mutate(ctx, ev, func(c *change) error { // ends sessions: see Logout
-		p, err := c.parties(actor, target, org, authz.CanResetPassword)
+		p, err := c.parties(actor, target, org, resetRule(org))
 		if err != nil {
 			return err
 		}
@@ -89,6 +89,22 @@ func (s *Service) StartPasswordReset(ctx context.Context, actor, target authz.Us
 	}
 	s.notify(ctx, msg)
 	return nil
+}
+
+// resetRule is the management rule of StartPasswordReset in org. Without
+// an org (a PlatformAdmin's reset), the target's facts are account-wide:
+// LastManager then says "the last Manager of some org", which the rule,
+// written for one org, would refuse as malformed for someone who holds no
+// role in "" (so a PlatformAdmin could not reset the password of any
+// org's last Manager). The rule never reads that fact: it is dropped.
+func resetRule(org authz.OrgID) func(authz.Subject, authz.Target) error {
+	if org != "" {
+		return authz.CanResetPassword
+	}
+	return func(a authz.Subject, t authz.Target) error {
+		t.LastManager = false
+		return authz.CanResetPassword(a, t)
+	}
 }
 
 // issueReset stores a new reset token for u (voiding older ones) and
