@@ -212,6 +212,15 @@ func (c *change) parties(actor, target authz.UserID, o authz.OrgID, rule func(au
 	if err != nil {
 		return person{}, err
 	}
+	// Without authority in the org, the refusal must not depend on the
+	// target, or it would tell whether that id exists elsewhere: it comes
+	// before the target is looked up. One's own id is no secret, so the
+	// rules' checks for oneself still come first.
+	if o != "" && target != actor {
+		if err := authz.CanListMembers(a.subject(o)); err != nil {
+			return person{}, c.deny(err)
+		}
+	}
 	p, err := c.person(target)
 	if err != nil {
 		return person{}, c.denyMissing(err)

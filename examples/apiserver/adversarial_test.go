@@ -368,13 +368,25 @@ func (a *advWorld) advOtherOrgManager(t *testing.T) {
 // advMember: Joon, a Member of Seoul with infra and vpn, calls every
 // management route in his own org (Mina as the user, Eve's request): each
 // is refused (403) with its denied event, or, for the feature pages he
-// holds and his org's page, allowed without changing anything.
+// holds and his org's page, allowed without changing anything. With
+// Busan's user and request in the path instead, the answer is byte for
+// byte that for ids of nothing: a Member cannot learn either that they
+// exist.
 func (a *advWorld) advMember(t *testing.T) {
+	joon := a.id["joon"]
 	seoul := advIDs{org: a.seoul, user: a.id["mina"], req: a.req[a.seoul]}
+	busan := advIDs{org: a.seoul, user: a.id["ivan"], req: a.req[a.busan]}
+	nowhere := advIDs{org: a.seoul, user: string(authz.NewUserID()), req: string(approval.NewRequestID())}
 	for _, pattern := range a.advManagementRoutes(t) {
 		t.Run(pattern, func(t *testing.T) {
 			want := advRouteWant[pattern].member
-			a.advAttack(t, advRequest(pattern, seoul, a.tok[member]), want.status, a.id["joon"], want.denied)
+			a.advAttack(t, advRequest(pattern, seoul, a.tok[member]), want.status, joon, want.denied)
+			if !strings.Contains(pattern, "{user}") && !strings.Contains(pattern, "{id}") {
+				return
+			}
+			qb, qn := advRequest(pattern, busan, a.tok[member]), advRequest(pattern, nowhere, a.tok[member])
+			rb := a.advAttack(t, qb, a.send(t, qn).status, joon, 1)
+			advSame(t, "Busan's ids and ids of nothing", rb, a.send(t, qn), qb.path, qn.path)
 		})
 	}
 }
