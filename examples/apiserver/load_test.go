@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -106,7 +107,7 @@ func loadConfigOf(t *testing.T) loadConfig {
 // them as Markdown. PostgreSQL only; skipped with -short. Figures:
 //
 //	IAM_TEST_POSTGRES_DSN=... go test -count=1 -run TestLoad ./examples/apiserver -v \
-//	    -load.rate=400 -load.duration=30s -load.report=/tmp/load.md
+//	    -load.rate=150 -load.duration=30s -load.report=/tmp/load.md
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the load test runs for at least 30s")
@@ -492,9 +493,14 @@ type loadRun struct {
 // run sends the plan: request k is due at start + k/rate; cfg.workers
 // clients take the requests in order and each sends its next one when it
 // is due, or at once when it is late (every client was busy), so the
-// latency from the due time counts the wait a slower server causes.
+// latency from the due time counts the wait a slower server causes. A
+// server that stops answering fails the run's remaining requests once
+// three times the schedule's length (and a minute) has passed, so the run
+// ends even then.
 func (w *loadWorld) run(t *testing.T, cfg loadConfig, plan []loadOp) loadRun {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*cfg.duration+time.Minute)
+	defer cancel()
 	tr := &http.Transport{MaxIdleConns: cfg.workers, MaxIdleConnsPerHost: cfg.workers, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: time.Minute}
@@ -511,7 +517,7 @@ func (w *loadWorld) run(t *testing.T, cfg loadConfig, plan []loadOp) loadRun {
 				}
 				due := start.Add(time.Duration(float64(k) / cfg.rate * float64(time.Second)))
 				time.Sleep(time.Until(due))
-				out.results[k] = w.send(t, client, plan[k].req, due)
+				out.results[k] = w.send(ctx, t, client, plan[k].req, due)
 			}
 		})
 	}
@@ -522,7 +528,7 @@ func (w *loadWorld) run(t *testing.T, cfg loadConfig, plan []loadOp) loadRun {
 
 // send sends one request of the run. Unlike env.send it fails nothing
 // (it runs on the clients' goroutines): a transport error is a result.
-func (w *loadWorld) send(t *testing.T, client *http.Client, q request, due time.Time) loadResult {
+func (w *loadWorld) send(ctx context.Context, t *testing.T, client *http.Client, q request, due time.Time) loadResult {
 	var body io.Reader
 	if q.body != nil {
 		b, err := json.Marshal(q.body)
@@ -531,7 +537,7 @@ func (w *loadWorld) send(t *testing.T, client *http.Client, q request, due time.
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), q.method, w.srv.URL+q.path, body)
+	req, err := http.NewRequestWithContext(ctx, q.method, w.srv.URL+q.path, body)
 	if err != nil {
 		return loadResult{err: err}
 	}
