@@ -822,7 +822,8 @@ func crashRead(ctx context.Context, db *gorm.DB) (crashDB, error) {
 type crashModel struct {
 	lastID  int64
 	events  int64
-	version int64 // success events of operations that bump the policy version
+	denied  map[string]int // denied events by reason, for the figures
+	version int64          // success events of operations that bump the policy version
 	// byVersion[v-1] is the event of policy version v.
 	byVersion []crashKey
 	// others counts the success events of account-only operations, by
@@ -863,7 +864,7 @@ type crashUser struct {
 }
 
 func newCrashModel() *crashModel {
-	return &crashModel{others: map[crashKey]int{}, orgs: map[authz.OrgID]*crashOrg{}, users: map[authz.UserID]*crashUser{},
+	return &crashModel{others: map[crashKey]int{}, denied: map[string]int{}, orgs: map[authz.OrgID]*crashOrg{}, users: map[authz.UserID]*crashUser{},
 		members: map[authz.OrgID]map[authz.UserID]authz.Membership{}, requests: map[approval.RequestID]crashRequest{},
 		changes: map[int64][]authz.UserID{}}
 }
@@ -923,6 +924,7 @@ func (m *crashModel) apply(ev audit.Event) error {
 	m.lastID = ev.ID
 	m.events++
 	if ev.Outcome != audit.Success {
+		m.denied[ev.Reason]++
 		if ev.Before != nil || ev.After != nil {
 			return fmt.Errorf("denied event %d (%s) describes a change", ev.ID, ev.Action)
 		}
@@ -1468,6 +1470,7 @@ func (l *crashLog) String() string {
 type crashStats struct {
 	rounds, acks, kills, startupKills, ackKills, terminated int
 	readies                                                 int
+	verifying                                               time.Duration
 	toReady                                                 time.Duration
 	events                                                  int64
 	ops                                                     map[string]int
@@ -1592,13 +1595,17 @@ func crashKind(t *testing.T, kind dbtest.Kind, rounds int) {
 		if admin != nil {
 			stats.terminated += crashLeftovers(t, admin, app)
 		}
+		began := time.Now()
 		crashVerify(t, kind, dsn, model, acks, round)
+		stats.verifying += time.Since(began)
 		stats.rounds++
 	}
 	stats.events = model.events
 	t.Logf("%s: %d rounds, %d kills (%d during start-up, %d right after an ack), %d operations acknowledged, %d audit events, %d leftover backends terminated, %v",
 		kind, stats.rounds, stats.kills, stats.startupKills, stats.ackKills, stats.acks, stats.events, stats.terminated, time.Since(start).Round(time.Millisecond))
-	t.Logf("acknowledged by kind: %v; a child took %v on average from its start to ready", stats.ops, (stats.toReady / time.Duration(max(stats.readies, 1))).Round(time.Millisecond))
+	t.Logf("refusals recorded, by reason: %v", model.denied)
+	t.Logf("acknowledged by kind: %v; a child took %v on average from its start to ready, a verification %v",
+		stats.ops, (stats.toReady / time.Duration(max(stats.readies, 1))).Round(time.Millisecond), (stats.verifying / time.Duration(max(stats.rounds, 1))).Round(time.Millisecond))
 }
 
 // crashRound starts a child on dsn, kills it at a random moment and
@@ -1861,4 +1868,39 @@ func TestCrashFoundPromotionOutsideOrg(t *testing.T) {
 		}
 		e.restartAgrees()
 	})
+}
+
+// Found by TestCrashRecovery on PostgreSQL: a sign-up that checked its
+// org before a concurrent DeleteOrg committed inserted its request after
+// DeleteOrg had deleted the org's requests, leaving a pending request
+// (and an audit event) of an org that no longer exists. The sign-up now
+// holds the org (as membership writes do) before checking it. The two
+// race here with a real password hasher, whose dummy verification keeps
+// the sign-up's transaction open between its check and its insert (the
+// second half of a sign-up's time), and deletions started at moments
+// spread over that half.
+func TestCrashFoundSignUpRacingOrgDeletion(t *testing.T) {
+	if os.Getenv(dbtest.EnvPostgresDSN) == "" {
+		t.Skip("SQLite serializes the two transactions")
+	}
+	e := newEnv(t, dbtest.Postgres)
+	slow, err := iam.New(e.ctx, e.db) // the default hasher: about as slow as production
+	e.must(err)
+	t.Cleanup(func() { slow.Close() })
+	began := time.Now()
+	e.must(slow.SignUp(e.ctx, "first@example.com", "First", pw, e.org("Kept")))
+	took := time.Since(began)
+	for i := range 6 {
+		org := e.org(fmt.Sprintf("Doomed %d", i))
+		var wg sync.WaitGroup
+		wg.Go(func() { slow.SignUp(e.ctx, fmt.Sprintf("late%d@example.com", i), "Late", pw, org) })
+		time.Sleep(took * time.Duration(5+i) / 11)
+		e.must(e.svc.DeleteOrg(e.ctx, e.admin, org))
+		wg.Wait()
+		var n int64
+		e.must(e.db.Table("iam_registration_requests").Where("org_id = ?", string(org)).Count(&n).Error)
+		if n != 0 {
+			t.Fatalf("round %d: %d requests of the deleted org", i, n)
+		}
+	}
 }

@@ -36,6 +36,11 @@ func (s *Service) SignUp(ctx context.Context, email, name, password string, org 
 	ev.Org = org
 	// Accounts and requests only: the policy changes at approval.
 	return s.record(ctx, ev, func(c *change) error {
+		// Held before the check, so that a DeleteOrg committing meanwhile
+		// cannot leave this request behind in a deleted org.
+		if err := c.tx.HoldOrg(org); err != nil {
+			return err
+		}
 		if _, err := c.ids.Org(ctx, org); err != nil {
 			return err
 		}

@@ -357,6 +357,28 @@ func (t *Tx) fail(op string, err error) error {
 	return err
 }
 
+// HoldOrg keeps org o from being deleted (RemoveOrg waits) until the
+// transaction ends, without excluding other writers in o: o's lock,
+// shared, as SetMembership takes it. Call it before checking that o
+// exists in a transaction that adds rows of o outside the policy (a
+// registration request): a concurrent deletion of o then either waits
+// for the transaction (and deletes its rows too) or committed before the
+// check, which finds o gone. On other databases, whose writing
+// transactions are serialized, it does nothing.
+//
+// Errors: an invalid o is an *authz.InvalidError; a database failure
+// spoils the transaction; wrapped with "gormstore: hold org".
+func (t *Tx) HoldOrg(o authz.OrgID) error {
+	const op = "hold org"
+	if err := t.usable(op); err != nil {
+		return err
+	}
+	if _, err := authz.ParseOrgID(string(o)); err != nil {
+		return fmt.Errorf("gormstore: %s: %w", op, err)
+	}
+	return t.lock(op, "org:"+string(o), true)
+}
+
 // lock takes a transaction-scoped advisory lock on PostgreSQL (shared or
 // exclusive) for key. Keys are built from validated ids and bound as
 // parameters; hash collisions only make unrelated writes wait.
