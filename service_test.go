@@ -13,7 +13,6 @@ import (
 	"github.com/kiops/iam/approval"
 	"github.com/kiops/iam/audit"
 	"github.com/kiops/iam/authz"
-	"github.com/kiops/iam/internal/dbtest"
 )
 
 // TestWalkthrough follows the product page: sign-up, the Pending Approvals
@@ -385,58 +384,3 @@ func TestPasswordAndTokenRules(t *testing.T) {
 	})
 }
 
-// TestAtomicity fails every SQL statement of each operation in turn: the
-// database, the engine and the audit log must stay exactly as they were;
-// then the operation succeeds and a restart agrees with memory.
-func TestAtomicity(t *testing.T) {
-	ops := []struct {
-		name string
-		call func(w *world) error
-	}{
-		{"approve", func(w *world) error { return w.svc.Approve(w.ctx, w.mgrA, w.pendingA) }},
-		{"set categories", func(w *world) error {
-			return w.svc.SetCategories(w.ctx, w.mgrA, w.memA, w.a, authz.NewCategorySet(authz.Backup, authz.Device))
-		}},
-		{"change role", func(w *world) error { return w.svc.ChangeRole(w.ctx, w.admin, w.memA, w.a, authz.PlatformAdmin) }},
-		{"remove member", func(w *world) error { return w.svc.RemoveMember(w.ctx, w.mgrA, w.memA, w.a) }},
-		{"deactivate", func(w *world) error { return w.svc.DeactivateUser(w.ctx, w.admin, w.memB) }},
-		{"delete user", func(w *world) error { return w.svc.DeleteUser(w.ctx, w.admin, w.mgrA2) }},
-		{"delete org", func(w *world) error { return w.svc.DeleteOrg(w.ctx, w.admin, w.b) }},
-		{"sign up", func(w *world) error { return w.svc.SignUp(w.ctx, "late@example.com", "Late", pw, w.b) }},
-	}
-	for _, op := range ops {
-		t.Run(op.name, func(t *testing.T) {
-			t.Parallel()
-			forEachKind(t, func(t *testing.T, e *env) {
-				// Count the operation's statements on one world...
-				faults := dbtest.InjectFaults(t, e.db)
-				w := newWorld(e)
-				faults.Reset(0)
-				e.must(op.call(w))
-				n := faults.Count()
-				if n == 0 {
-					t.Fatal("the operation ran no statement")
-				}
-				// ...then fail each of them in turn on an identical one.
-				e2 := newEnv(t, e.kind)
-				faults = dbtest.InjectFaults(t, e2.db)
-				w = newWorld(e2)
-				before := e2.snap()
-				for i := 1; i <= n; i++ {
-					faults.Reset(i)
-					err := op.call(w)
-					faults.Reset(0)
-					if err == nil {
-						t.Fatalf("statement %d of %d failed, yet the operation succeeded", i, n)
-					}
-					e2.unchanged(before, 0)
-					if t.Failed() {
-						t.Fatalf("statement %d of %d: %v", i, n, err)
-					}
-				}
-				e2.must(op.call(w))
-				e2.restartAgrees()
-			})
-		})
-	}
-}

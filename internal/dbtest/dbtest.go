@@ -19,6 +19,7 @@
 package dbtest
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -116,9 +117,9 @@ const busyTimeout = 30 * time.Second
 //     transaction or an unclosed *sql.Rows holds the connection, any other
 //     statement on the same *gorm.DB (not on the transaction) blocks until
 //     it is released; code under test must use the transaction it is given.
-//     Shared cache and a unique name keep the database alive for exactly
-//     as long as the pool holds its connection, and no two calls ever share
-//     one.
+//     Shared cache and a unique name keep the database alive until the
+//     test ends (a second connection, idle, holds it: see keepAlive), and
+//     no two calls ever share one.
 //   - SQLiteFile uses WAL (readers do not block the writer or each other)
 //     and synchronous=NORMAL, with database/sql's default unlimited pool.
 //   - Postgres connects with search_path set to a fresh schema of a random
@@ -130,6 +131,7 @@ func Open(t testing.TB, kind Kind) *gorm.DB {
 	switch kind {
 	case SQLiteMemory:
 		dsn := "file:memdb_" + randomName() + "?mode=memory&cache=shared" + sqliteParams
+		keepAlive(t, dsn)
 		db = open(t, sqlite.Open(dsn))
 		sqlDB(t, db).SetMaxOpenConns(1)
 	case SQLiteFile:
@@ -153,6 +155,29 @@ func SQLiteFileDSN(path string) string {
 }
 
 var sqliteParams = fmt.Sprintf("&_busy_timeout=%d&_txlock=immediate&_foreign_keys=1", busyTimeout.Milliseconds())
+
+// keepAlive holds a connection of its own to the shared-cache memory
+// database of dsn until the test ends (its cleanup runs after the test's
+// pool has closed). A memory database disappears with its last
+// connection, and database/sql discards a connection whose transaction's
+// context is cancelled (the SQLite driver cannot reset a session): with
+// the pool's one connection alone, a cancelled transaction would wipe the
+// database. This connection runs no statement, so it takes no lock.
+func keepAlive(t testing.TB, dsn string) {
+	t.Helper()
+	s, err := sql.Open(sqlite.DriverName, dsn)
+	if err != nil {
+		t.Fatalf("dbtest: open %s: %v", dsn, err)
+	}
+	conn, err := s.Conn(context.Background())
+	if err != nil {
+		t.Fatalf("dbtest: connect %s: %v", dsn, err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		s.Close()
+	})
+}
 
 func openPostgres(t testing.TB) *gorm.DB {
 	t.Helper()
