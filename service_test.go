@@ -383,4 +383,3 @@ func TestPasswordAndTokenRules(t *testing.T) {
 		})
 	})
 }
-
