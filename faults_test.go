@@ -441,8 +441,8 @@ func TestFaults(t *testing.T) {
 			t.Parallel()
 			// The kinds run at once, beside the other ops' (t.Run from
 			// goroutines, not t.Parallel, which -parallel would hold to
-			// GOMAXPROCS): the attempts mostly wait for the database, and
-			// on two cores three at a time take half the time.
+			// GOMAXPROCS, 2 in CI): the attempts mostly wait for the
+			// database, PostgreSQL's round trips above all.
 			var wg sync.WaitGroup
 			for _, kind := range dbtest.Kinds(t) {
 				wg.Go(func() {
