@@ -345,8 +345,7 @@ type faultState struct {
 
 // state takes the state, disarmed. The audit rows it holds include each
 // event's hash and the hash before it: equal rows are the same chain,
-// with the same head, which faultVerify checks before and after the
-// attempts.
+// with the same head, which verify checks before and after the attempts.
 func (w *faultWorld) state() faultState {
 	w.t.Helper()
 	w.faults.Reset(0)
@@ -358,15 +357,14 @@ func (w *faultWorld) state() faultState {
 	return s
 }
 
-// verify fails unless the audit chain verifies, and returns its head.
-func (w *faultWorld) verify() audit.Checkpoint {
+// verify fails unless the audit chain verifies.
+func (w *faultWorld) verify() {
 	w.t.Helper()
 	w.faults.Reset(0)
 	res, err := w.svc.VerifyAudit(w.ctx)
 	if err != nil || !res.OK() {
 		w.t.Fatalf("audit chain: %+v, %v", res, err)
 	}
-	return res.Head
 }
 
 // same fails unless the state is before's.
@@ -420,9 +418,13 @@ func (w *faultWorld) agree(what string) {
 // faultTally counts what one op went through.
 type faultTally struct {
 	statements, transactions int
-	faults, cancels, commits int
-	kept                     int // failures after recordsFirst's commit, which keep its event
-	sql                      []dbtest.Statement
+	faults, cancels          int
+	// commits are the commit faults, one per transaction. A transaction
+	// the call rolls back itself (a refusal's) has no commit to fail:
+	// there the fault fails the statement after it (see dbtest.Plan).
+	commits int
+	kept    int // failures after recordsFirst's commit, which keep its event
+	sql     []dbtest.Statement
 }
 
 // TestFaults fails, for every Service call of faultOps on every kind of
@@ -448,7 +450,7 @@ func TestFaults(t *testing.T) {
 				wg.Go(func() {
 					t.Run(kind.String(), func(t *testing.T) {
 						tally := faultRun(t, kind, op)
-						t.Logf("%s %s: %d statements in %d transactions, %d faults + %d cancellations + %d commit failures, all unchanged%s",
+						t.Logf("%s %s: %d statements in %d transactions, %d statement faults + %d cancellations + %d commit faults, all unchanged%s",
 							op.name, kind, tally.statements, tally.transactions, tally.faults, tally.cancels, tally.commits, faultKept(tally.kept))
 						if os.Getenv(dbtest.EnvSQLLog) != "" {
 							for i, s := range tally.sql {
