@@ -2,7 +2,6 @@ package iam_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -134,30 +133,10 @@ var tables = []string{"casbin_rule", "iam_policy_version", "iam_policy_changes",
 func (e *env) snap() snapshot {
 	e.t.Helper()
 	s := snapshot{tables: map[string][]string{}, engine: e.svc.EngineRules()}
-	for _, tbl := range append(tables, "iam_audit_events") {
-		rows, err := e.db.Table(tbl).Rows()
-		e.must(err)
-		cols, err := rows.Columns()
-		e.must(err)
-		var lines []string
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			e.must(rows.Scan(ptrs...))
-			lines = append(lines, fmt.Sprint(vals...))
-		}
-		e.must(rows.Err())
-		rows.Close()
-		slices.Sort(lines)
-		if tbl == "iam_audit_events" {
-			s.audit = lines
-		} else {
-			s.tables[tbl] = lines
-		}
+	for _, tbl := range tables {
+		s.tables[tbl] = dbtest.Dump(e.t, e.db, tbl)
 	}
+	s.audit = dbtest.Dump(e.t, e.db, "iam_audit_events")
 	return s
 }
 

@@ -111,7 +111,7 @@ func (a *advWorld) advSnap(t *testing.T) advState {
 				t.Fatal(err)
 			}
 		case tbl == "casbin_rule" || strings.HasPrefix(tbl, "iam_"):
-			s.rows[tbl] = advRows(t, a, tbl)
+			s.rows[tbl] = dbtest.Dump(t, a.db, tbl)
 		}
 	}
 	if len(s.rows) < 5 {
@@ -143,37 +143,6 @@ func (a *advWorld) advSnap(t *testing.T) advState {
 		}
 	}
 	return s
-}
-
-// advRows returns the rows of tbl as sorted text.
-func advRows(t *testing.T, a *advWorld, tbl string) []string {
-	t.Helper()
-	rows, err := a.db.Table(tbl).Rows()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%v", vals))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // advEvent is an audit row as the checks read it.
