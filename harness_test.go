@@ -2,6 +2,7 @@ package iam_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -68,6 +69,7 @@ func newEnv(t *testing.T, kind dbtest.Kind) *env {
 func (e *env) open() *iam.Service {
 	e.t.Helper()
 	svc, err := iam.New(e.ctx, e.db,
+		iam.WithLogger(testLogger(e.t)),
 		iam.WithClock(e.clock.Now),
 		iam.WithPasswordHasher(identity.TestingHasherConfig(e.t)),
 		iam.WithNotifier(e.mail),
@@ -77,6 +79,37 @@ func (e *env) open() *iam.Service {
 	}
 	e.t.Cleanup(func() { svc.Close() })
 	return svc
+}
+
+// testLogger returns a logger that writes into t's log (shown when the
+// test fails or with -v) rather than on stderr, where the expected errors
+// of fault injection would bury everything else. Lines that arrive after
+// the test's cleanups began are dropped: t.Log may not be called then.
+func testLogger(t *testing.T) *slog.Logger {
+	w := &testLogWriter{t: t}
+	t.Cleanup(w.stop) // registered before the Service's Close, so it runs after it
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+type testLogWriter struct {
+	mu      sync.Mutex
+	t       *testing.T
+	stopped bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testLogWriter) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
 }
 
 func (e *env) must(err error) {
