@@ -68,33 +68,24 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/internal/dbopen"
+	"github.com/kiops/iam/internal/serve"
 )
 
 // config is what the flags set.
 type config struct {
-	addr          string
-	db            string
-	adminEmail    string
-	adminPassword string
-	adminName     string
+	addr  string
+	db    string
+	admin serve.Admin
 	// shutdownTimeout bounds how long shutdown waits for requests under way.
 	shutdownTimeout time.Duration
 	// listening, if set, is told the address the server listens on.
@@ -105,136 +96,29 @@ func main() {
 	cfg := config{shutdownTimeout: 10 * time.Second}
 	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	flag.StringVar(&cfg.db, "db", "sqlite:kiops-iam.db", "database: sqlite:PATH or a postgres:// URL")
-	flag.StringVar(&cfg.adminEmail, "admin-email", "", "email of the first PlatformAdmin, created when none exists (or IAM_ADMIN_EMAIL)")
-	flag.StringVar(&cfg.adminPassword, "admin-password", "", "password of the first PlatformAdmin (or IAM_ADMIN_PASSWORD, which other users cannot see in ps)")
-	flag.StringVar(&cfg.adminName, "admin-name", "", `display name of the first PlatformAdmin (or IAM_ADMIN_NAME; default "Platform Admin")`)
+	cfg.admin.Flags(flag.CommandLine)
 	flag.Parse()
-	// Read after parsing, so that -help never prints a password.
-	for _, f := range []struct {
-		dst *string
-		env string
-	}{{&cfg.adminEmail, "IAM_ADMIN_EMAIL"}, {&cfg.adminPassword, "IAM_ADMIN_PASSWORD"}, {&cfg.adminName, "IAM_ADMIN_NAME"}} {
-		if *f.dst == "" {
-			*f.dst = os.Getenv(f.env)
-		}
-	}
-	if cfg.adminName == "" {
-		cfg.adminName = "Platform Admin"
-	}
+	cfg.admin.FromEnv()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(ctx, cfg, os.Stderr, log); err != nil {
-		log.Error("apiserver: " + err.Error())
-		os.Exit(1)
-	}
+	serve.Main("apiserver", func(ctx context.Context, term io.Writer, log *slog.Logger) error { return run(ctx, cfg, term, log) })
 }
 
 // run serves the API until ctx ends, then shuts down gracefully. Messages
 // meant for the operator (the generated password, reset tokens) go to
 // console; opts are extra Service options (tests use them).
 func run(ctx context.Context, cfg config, console io.Writer, log *slog.Logger, opts ...iam.Option) error {
-	if (cfg.adminEmail == "") != (cfg.adminPassword == "") {
-		return errors.New("give both --admin-email and --admin-password (or IAM_ADMIN_EMAIL and IAM_ADMIN_PASSWORD), or neither")
-	}
-	db, err := dbopen.Open(cfg.db)
-	if err != nil {
-		return err
-	}
-	defer dbopen.Close(db)
 	opts = append([]iam.Option{iam.WithNotifier(&consoleNotifier{w: console}), iam.WithLogger(log)}, opts...)
-	svc, err := iam.New(ctx, db, opts...)
+	svc, done, err := serve.OpenService(ctx, cfg.db, cfg.admin, serve.Program{Name: "apiserver", ChangePassword: "PUT /v1/me/password"}, console, log, opts...)
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
-	if err := bootstrap(ctx, svc, cfg, console, log); err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:           NewHandler(svc, WithLogger(log)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	defer done()
+	return serve.Run(ctx, serve.Config{
+		Name: "apiserver", Addr: cfg.addr, Handler: NewHandler(svc, WithLogger(log)), Log: log,
 		// No WriteTimeout: audit exports stream for as long as they take.
-	}
-	log.Info("apiserver: serving", "addr", "http://"+ln.Addr().String(), "db", dbopen.Redact(cfg.db))
-	if cfg.listening != nil {
-		cfg.listening(ln.Addr())
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("apiserver: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-// defaultAdminEmail is the email of the PlatformAdmin created with a
-// random password when no --admin-email is given.
-const defaultAdminEmail = "admin@localhost"
-
-// bootstrap makes sure the platform has a PlatformAdmin. The Service has no
-// "does one exist" query: Bootstrap refuses with ErrConflict when one does,
-// which is the normal case on every start but the first.
-func bootstrap(ctx context.Context, svc *iam.Service, cfg config, console io.Writer, log *slog.Logger) error {
-	email, password, generated := cfg.adminEmail, cfg.adminPassword, false
-	if email == "" {
-		email, password, generated = defaultAdminEmail, randomPassword(), true
-	}
-	_, err := svc.Bootstrap(ctx, email, cfg.adminName, password)
-	switch {
-	case errors.Is(err, iam.ErrConflict):
-		if !generated {
-			log.Info("apiserver: the platform has a PlatformAdmin already; --admin-email is not used")
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("bootstrapping the first PlatformAdmin: %w", err)
-	case generated:
-		fmt.Fprintf(console, `
-=====================================================================
- KIOPS IAM apiserver: created the first PlatformAdmin
-   email:    %s
-   password: %s
- The password is shown this once and stored only as a hash. Sign in
- and change it (PUT /v1/me/password), or start a fresh database with
- --admin-email and --admin-password.
-=====================================================================
-
-`, email, password)
-	default:
-		log.Info("apiserver: created the first PlatformAdmin", "email", email)
-	}
-	return nil
-}
-
-// randomPassword returns 130 bits from crypto/rand as a passphrase of five
-// dash-separated groups.
-func randomPassword() string {
-	b := make([]byte, 17)
-	rand.Read(b) // never fails (crypto/rand documents it)
-	s := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:25]
-	return s[0:5] + "-" + s[5:10] + "-" + s[10:15] + "-" + s[15:20] + "-" + s[20:25]
+		ShutdownTimeout: cfg.shutdownTimeout, Listening: cfg.listening,
+		Attrs: []any{"db", dbopen.Redact(cfg.db)},
+	})
 }
 
 // consoleNotifier is the example's Notifier: it prints reset tokens to

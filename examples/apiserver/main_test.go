@@ -11,54 +11,24 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/identity"
+	"github.com/kiops/iam/internal/iamtest"
+	"github.com/kiops/iam/internal/serve"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// serve starts run on cfg in the background and returns the server's base
-// URL and a function that stops it (as SIGINT would) and returns run's
-// error.
-func serve(t *testing.T, cfg config, console io.Writer) (string, func() error) {
+// start runs the program on cfg in the background (see iamtest.Start).
+func start(t *testing.T, cfg config, console io.Writer) (string, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	addr := make(chan net.Addr, 1)
 	cfg.addr, cfg.shutdownTimeout = "127.0.0.1:0", 5*time.Second
-	cfg.listening = func(a net.Addr) { addr <- a }
-	done := make(chan error, 1)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- run(ctx, cfg, console, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t))) }()
-	select {
-	case a := <-addr:
-		return "http://" + a.String(), func() error { cancel(); return <-done }
-	case err := <-done:
-		cancel()
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not start")
-	}
-	return "", nil
+	return iamtest.Start(t, func(ctx context.Context, listening func(net.Addr)) error {
+		cfg.listening = listening
+		return run(ctx, cfg, console, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
+	})
 }
 
 func login(t *testing.T, base, email, password string) int {
@@ -78,8 +48,8 @@ func login(t *testing.T, base, email, password string) int {
 // the flags say.
 func TestRun(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "iam.db")
-	var console syncBuffer
-	base, stop := serve(t, config{db: db, adminName: "Platform Admin"}, &console)
+	var console iamtest.Buffer
+	base, stop := start(t, config{db: db, admin: serve.Admin{Name: "Platform Admin"}}, &console)
 	res, err := http.Get(base + "/healthz")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", res, err)
@@ -96,8 +66,8 @@ func TestRun(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 
-	var again syncBuffer
-	base, stop = serve(t, config{db: db, adminEmail: "eve@example.com", adminPassword: "eve's own long passphrase", adminName: "Eve"}, &again)
+	var again iamtest.Buffer
+	base, stop = start(t, config{db: db, admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again)
 	if code := login(t, base, "eve@example.com", "eve's own long passphrase"); code != 401 {
 		t.Errorf("a second bootstrap created an account: login %d", code)
 	}
@@ -118,12 +88,12 @@ func TestRunFlags(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
 	for _, cfg := range []config{
-		{db: "sqlite:" + filepath.Join(dir, "a.db"), adminEmail: "ada@example.com"},
-		{db: "sqlite:" + filepath.Join(dir, "b.db"), adminPassword: "a long passphrase"},
+		{db: "sqlite:" + filepath.Join(dir, "a.db"), admin: serve.Admin{Email: "ada@example.com"}},
+		{db: "sqlite:" + filepath.Join(dir, "b.db"), admin: serve.Admin{Password: "a long passphrase"}},
 		{db: "mysql://localhost/iam"},
 		{db: "sqlite:"},
 		{db: "sqlite:" + filepath.Join(dir, "c.db") + "?mode=ro"},
-		{db: "sqlite:" + filepath.Join(dir, "d.db"), adminEmail: "ada@example.com", adminPassword: "password", adminName: "Ada"},
+		{db: "sqlite:" + filepath.Join(dir, "d.db"), admin: serve.Admin{Email: "ada@example.com", Password: "password", Name: "Ada"}},
 	} {
 		cfg.addr = "127.0.0.1:0"
 		if err := run(t.Context(), cfg, io.Discard, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t))); err == nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"gorm.io/gorm"
@@ -21,6 +19,7 @@ import (
 	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/identity"
 	"github.com/kiops/iam/internal/dbtest"
+	"github.com/kiops/iam/internal/iamtest"
 )
 
 const password = "correct horse battery staple"
@@ -33,33 +32,15 @@ type world struct {
 	svc  *iam.Service
 	db   *gorm.DB
 	srv  *httptest.Server
-	term *syncBuffer // what the console printed on its terminal
+	term *iamtest.Buffer // what the console printed on its terminal
 
 	admin, mgrA, memA, mgrB, memB authz.UserID
 	a, b                          identity.Org
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newWorld(t *testing.T, kind dbtest.Kind) *world {
 	t.Helper()
-	w := &world{t: t, db: dbtest.Open(t, kind), term: &syncBuffer{}}
+	w := &world{t: t, db: dbtest.Open(t, kind), term: &iamtest.Buffer{}}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var err error
 	w.svc, err = iam.New(t.Context(), w.db,

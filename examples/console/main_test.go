@@ -15,30 +15,19 @@ import (
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/identity"
+	"github.com/kiops/iam/internal/iamtest"
+	"github.com/kiops/iam/internal/serve"
 )
 
-// start runs run on cfg in the background and returns the console's base
-// URL and a function that stops it (as SIGINT would) and returns run's
-// error.
+// start runs the program on cfg in the background (see iamtest.Start).
 func start(t *testing.T, cfg config, term io.Writer) (string, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	addr := make(chan net.Addr, 1)
 	cfg.addr, cfg.shutdownTimeout = "127.0.0.1:0", 5*time.Second
-	cfg.listening = func(a net.Addr) { addr <- a }
-	done := make(chan error, 1)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- run(ctx, cfg, term, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t))) }()
-	select {
-	case a := <-addr:
-		return "http://" + a.String(), func() error { cancel(); return <-done }
-	case err := <-done:
-		cancel()
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the console did not start")
-	}
-	return "", nil
+	return iamtest.Start(t, func(ctx context.Context, listening func(net.Addr)) error {
+		cfg.listening = listening
+		return run(ctx, cfg, term, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
+	})
 }
 
 // signIn posts the login form of the console at base and reports whether
@@ -66,8 +55,8 @@ func signIn(t *testing.T, base, email, password string) bool {
 // same file creates nobody and prints no password.
 func TestRun(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "console.db")
-	var term syncBuffer
-	base, stop := start(t, config{db: db, adminName: "Platform Admin"}, &term)
+	var term iamtest.Buffer
+	base, stop := start(t, config{db: db, admin: serve.Admin{Name: "Platform Admin"}}, &term)
 	m := regexp.MustCompile(`email: +(\S+)\n +password: +(\S+)`).FindStringSubmatch(term.String())
 	if m == nil {
 		t.Fatalf("no generated password on the terminal:\n%s", term.String())
@@ -79,8 +68,8 @@ func TestRun(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 
-	var again syncBuffer
-	base, stop = start(t, config{db: db, adminEmail: "eve@example.com", adminPassword: "eve's own long passphrase", adminName: "Eve"}, &again)
+	var again iamtest.Buffer
+	base, stop = start(t, config{db: db, admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again)
 	if signIn(t, base, "eve@example.com", "eve's own long passphrase") {
 		t.Error("a second start created another PlatformAdmin")
 	}
@@ -101,8 +90,8 @@ func TestRunFlags(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
 	for _, cfg := range []config{
-		{db: "sqlite:" + filepath.Join(dir, "a.db"), adminEmail: "ada@example.com"},
-		{db: "sqlite:" + filepath.Join(dir, "b.db"), adminPassword: "a long passphrase"},
+		{db: "sqlite:" + filepath.Join(dir, "a.db"), admin: serve.Admin{Email: "ada@example.com"}},
+		{db: "sqlite:" + filepath.Join(dir, "b.db"), admin: serve.Admin{Password: "a long passphrase"}},
 		{db: "mysql://localhost/iam"},
 	} {
 		cfg.addr = "127.0.0.1:0"

@@ -1,6 +1,7 @@
 // Package iamtest holds test helpers shared by the module's test suites
 // that use the Service: a Notifier that keeps the reset messages it is
-// given. It is for tests only.
+// given, and for the example programs a terminal buffer (Buffer) and a
+// runner (Start). It is for tests only.
 package iamtest
 
 import (
