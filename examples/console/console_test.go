@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/approval"
 	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/internal/dbtest"
@@ -342,7 +341,7 @@ func TestPermissions(t *testing.T) {
 			t.Errorf("the granted feature page: %d\n%s", p.status, p.body)
 		}
 		p = mem.get("/features/vpn")
-		if p.status != http.StatusForbidden || !p.has("Insufficient permissions") || !p.has("<li><code>vpn</code></li>") || !p.has("VPN Management") || !p.has("work-related reason") {
+		if p.status != http.StatusForbidden || !p.has("Insufficient permissions") || !p.has("<li><code>vpn</code></li>") || !p.has("trying to access: <strong>VPN Management</strong>") || !p.has("work-related reason") {
 			t.Errorf("the denied feature page: %d\n%s", p.status, p.body)
 		}
 		// A Member has no Permission Management, and its Save is refused.
@@ -358,6 +357,12 @@ func TestPermissions(t *testing.T) {
 		}
 		if m, _ := w.member(w.a.ID, w.memA); m.Categories != authz.NewCategorySet(authz.Infra, authz.Audit) {
 			t.Errorf("categories now %v", m.Categories)
+		}
+		// Someone still waiting for approval signs in and has no feature.
+		w.signUp("nia@example.com", "Nia New", w.a.ID)
+		nia := w.as("nia@example.com")
+		if p := nia.get("/features/infra"); p.status != http.StatusForbidden || !p.has("no organization yet") {
+			t.Errorf("a feature page for a person in no org: %d\n%s", p.status, p.body)
 		}
 	})
 }
@@ -437,5 +442,4 @@ func TestErrorPages(t *testing.T) {
 			t.Errorf("GET %s: %d\n%s", path, p.status, p.body)
 		}
 	}
-	_ = iam.ErrNotFound
 }

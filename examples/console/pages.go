@@ -433,30 +433,26 @@ type featureData struct {
 	Orgs     []orgRef
 }
 
-// memberOrgs are the orgs the person holds a role in (every org for a
-// PlatformAdmin): where a feature page can open.
-func memberOrgs(s *session) []orgRef {
-	if s.Me.PlatformAdmin {
-		return s.Manages
-	}
-	var out []orgRef
-	for id := range s.Me.Memberships {
-		out = append(out, orgRef{ID: id, Name: string(id)})
-	}
-	return out
-}
-
 func (c *console) featurePage(w http.ResponseWriter, r *http.Request, s *session) {
 	cat, err := authz.ParseCategory(r.PathValue("category"))
 	if err != nil {
 		c.errorPage(w, r, s, http.StatusNotFound, "Not found", "There is no such page.")
 		return
 	}
-	d := featureData{Name: featureNames[cat], Category: cat, Orgs: memberOrgs(s)}
+	d := featureData{Name: featureNames[cat], Category: cat, Orgs: s.Orgs}
 	if id := r.URL.Query().Get("org"); id != "" {
 		d.Org = orgRef{ID: authz.OrgID(id), Name: id}
+		for _, o := range s.Orgs {
+			if o.ID == d.Org.ID {
+				d.Org = o
+			}
+		}
 	} else if len(d.Orgs) > 0 {
 		d.Org = d.Orgs[0]
+	}
+	if d.Org.ID == "" {
+		c.errorPage(w, r, s, http.StatusForbidden, "Insufficient permissions", "You belong to no organization yet: feature pages open once a Manager has approved your registration.")
+		return
 	}
 	if err := c.svc.Authorize(ctx(r), s.Me.ID, d.Org.ID, cat); err != nil {
 		var ipe *authz.InsufficientPermissionsError

@@ -157,6 +157,9 @@ type session struct {
 	// PlatformAdmin, the orgs where they are Manager otherwise. It only
 	// shapes the menus; the Service decides every call.
 	Manages []orgRef
+	// Orgs lists the orgs where feature pages can open: every org for a
+	// PlatformAdmin, the person's own orgs otherwise.
+	Orgs []orgRef
 }
 
 type orgRef struct {
@@ -220,25 +223,18 @@ func (c *console) authed(h func(http.ResponseWriter, *http.Request, *session)) h
 			c.fail(w, r, nil, err)
 			return
 		}
-		if s.Me.PlatformAdmin {
-			orgs, err := c.svc.Orgs(ctx(r), user)
-			if err != nil {
-				c.fail(w, r, nil, err)
-				return
-			}
-			for _, o := range orgs {
-				s.Manages = append(s.Manages, orgRef{o.ID, o.Name})
-			}
-		} else if len(s.Me.Memberships) > 0 {
-			orgs, err := c.svc.Orgs(ctx(r), user)
-			if err != nil {
-				c.fail(w, r, nil, err)
-				return
-			}
-			for _, o := range orgs {
-				if s.Me.Memberships[o.ID].Role == authz.Manager {
-					s.Manages = append(s.Manages, orgRef{o.ID, o.Name})
-				}
+		// One listing serves both menus: every org for a PlatformAdmin,
+		// the person's own orgs otherwise.
+		orgs, err := c.svc.Orgs(ctx(r), user)
+		if err != nil {
+			c.fail(w, r, nil, err)
+			return
+		}
+		for _, o := range orgs {
+			ref := orgRef{o.ID, o.Name}
+			s.Orgs = append(s.Orgs, ref)
+			if s.Me.PlatformAdmin || s.Me.Memberships[o.ID].Role == authz.Manager {
+				s.Manages = append(s.Manages, ref)
 			}
 		}
 		h(w, r, s)
