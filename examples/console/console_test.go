@@ -443,3 +443,21 @@ func TestErrorPages(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshPlatform: on a platform with no org yet, the PlatformAdmin's
+// User Management says so instead of failing, and All Users works.
+func TestFreshPlatform(t *testing.T) {
+	w := newWorld(t, dbtest.SQLiteMemory)
+	for _, org := range []authz.OrgID{w.a.ID, w.b.ID} {
+		if err := w.svc.DeleteOrg(t.Context(), w.admin, org); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := w.as("admin@example.com")
+	if p := admin.get("/users/pending"); p.status != 200 || !p.has("There is no organization yet.") {
+		t.Errorf("pending tab without orgs: %d\n%s", p.status, p.body)
+	}
+	if p := admin.get("/users/all"); p.status != 200 || !p.has("mem.b@example.com") {
+		t.Errorf("All Users without orgs: %d\n%s", p.status, p.body)
+	}
+}

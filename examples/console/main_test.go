@@ -64,6 +64,11 @@ func TestRun(t *testing.T) {
 	if !signIn(t, base, m[1], m[2]) {
 		t.Error("the printed password does not sign in")
 	}
+	if res, err := http.Get(base + "/static/console.css"); err != nil || res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/css; charset=utf-8" {
+		t.Errorf("the stylesheet: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

@@ -167,8 +167,14 @@ func (c *console) usersView(w http.ResponseWriter, r *http.Request, s *session, 
 	v := view{Title: "User Management", Nav: "users", S: s, Notice: notice(r), Data: d}
 	org, ok := pickOrg(r, s)
 	if !ok {
-		if s.Me.PlatformAdmin && tab == "all" {
-			return v, d, true
+		if s.Me.PlatformAdmin {
+			// A fresh platform: no org to show yet, but All Users works.
+			if tab == "all" {
+				return v, d, true
+			}
+			v.Notice = "There is no organization yet."
+			c.render(w, r, http.StatusOK, "users", v)
+			return v, d, false
 		}
 		c.errorPage(w, r, s, http.StatusForbidden, "Insufficient permissions", "User Management is for Managers and PlatformAdmins. Ask your Manager if you need it.")
 		return v, d, false
