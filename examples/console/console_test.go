@@ -209,8 +209,19 @@ func TestManagerScope(t *testing.T) {
 				t.Errorf("%s shows org b", path)
 			}
 		}
-		if p := mgr.get("/users/org"); !p.has("Mel Member") {
+		p := mgr.get("/users/org")
+		if !p.has("Mel Member") || !p.has(`<option value="member" selected>Member</option>`) {
 			t.Error("Users by Organization does not list the Manager's own member")
+		}
+		if p.has(`value="platformadmin"`) || !p.has("You cannot change your own role.") || p.has("/members/"+string(w.mgrA)+"/role") {
+			t.Error("Edit Role offers a Manager PlatformAdmin, or their own row")
+		}
+		// A forged promotion to PlatformAdmin is refused all the same.
+		if p := mgr.submit("/users/org", "/orgs/"+string(w.a.ID)+"/members/"+string(w.memA)+"/role", url.Values{"role": {"platformadmin"}}); p.status != http.StatusForbidden {
+			t.Errorf("a Manager promoting to PlatformAdmin: %d", p.status)
+		}
+		if m, _ := w.member(w.a.ID, w.memA); m.PlatformAdmin || m.Role != authz.Member {
+			t.Errorf("memA after a forged promotion: %+v", m)
 		}
 		if p := mgr.get("/users/all"); p.status != http.StatusNotFound || p.has("admin@example.com") {
 			t.Errorf("/users/all for a Manager: %d", p.status)
@@ -248,6 +259,9 @@ func TestManagerScope(t *testing.T) {
 		admin := w.as("admin@example.com")
 		if p := admin.get("/users/all"); p.status != 200 || !p.has("mem.b@example.com") || !p.has("mem.a@example.com") {
 			t.Errorf("All Users for the PlatformAdmin: %d\n%s", p.status, p.body)
+		}
+		if p := admin.get("/users/org?org=" + b); !p.has("Bea Member") || !p.has(`<option value="platformadmin">PlatformAdmin</option>`) {
+			t.Errorf("the PlatformAdmin's Users by Organization of b:\n%s", p.body)
 		}
 	})
 }

@@ -501,8 +501,16 @@ var funcs = map[string]any{
 		return r
 	},
 	"roleLabel": func(r authz.Role) string { return roleLabels[r] },
-	"roles":     func() []authz.Role { return []authz.Role{authz.PlatformAdmin, authz.Manager, authz.Member} },
-	"when":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	// roles are the choices of Edit Role: only a PlatformAdmin may make
+	// someone a PlatformAdmin (the Service refuses it from a Manager
+	// anyway; the menu does not offer what would be refused).
+	"roles": func(platformAdmin bool) []authz.Role {
+		if platformAdmin {
+			return []authz.Role{authz.PlatformAdmin, authz.Manager, authz.Member}
+		}
+		return []authz.Role{authz.Manager, authz.Member}
+	},
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"periodLabel": func(p string) string {
 		return map[string]string{"7d": "7 days", "30d": "30 days", "all": "All"}[p]
 	},
