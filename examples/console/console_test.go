@@ -46,6 +46,9 @@ func TestLoginLogout(t *testing.T) {
 		}
 		b.login("mgr.a@example.com")
 		tok := sessionOf(b, w)
+		if p := b.get("/login"); p.url.Path != "/users/pending" {
+			t.Errorf("signed in, /login shows %s", p.url)
+		}
 		if _, err := w.svc.Authenticate(t.Context(), tok); err != nil {
 			t.Fatalf("the cookie holds no live session: %v", err)
 		}
@@ -450,7 +453,7 @@ func TestForgotPassword(t *testing.T) {
 func TestErrorPages(t *testing.T) {
 	w := newWorld(t, dbtest.SQLiteMemory)
 	mgr := w.as("mgr.a@example.com")
-	for _, path := range []string{"/nope", "/features/root", "/users/org?org=not-an-org", "/orgs/x/members/y/remove", "/users/org?after=garbage"} {
+	for _, path := range []string{"/nope", "/features/root", "/users/org?org=not-an-org", "/orgs/x/members/y/remove", "/users/org?after=garbage", "/logout", "/registrations/x/approve"} {
 		p := mgr.get(path)
 		if p.status < 400 || p.status >= 500 || !p.has("<main") || p.has("iam:") || p.has("gorm") || p.has("goroutine") {
 			t.Errorf("GET %s: %d\n%s", path, p.status, p.body)

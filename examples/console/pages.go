@@ -35,6 +35,13 @@ type loginData struct {
 }
 
 func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
+	// Someone signed in already has nothing to do here.
+	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
+		if _, err := c.svc.Authenticate(ctx(r), ck.Value); err == nil {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+	}
 	v := view{Title: "Sign in", Notice: notice(r), Data: loginData{}}
 	if r.URL.Query().Has("expired") {
 		v.Notice = notices["expired"]
