@@ -478,3 +478,45 @@ func TestFreshPlatform(t *testing.T) {
 		t.Errorf("All Users without orgs: %d\n%s", p.status, p.body)
 	}
 }
+
+// TestHardening: what a request's data shows is escaped (a name written
+// as markup stays text); every page forbids scripts, frames and foreign
+// resources; a post a browser marks as cross-site is refused even with a
+// valid CSRF token, and changes nothing.
+func TestHardening(t *testing.T) {
+	w := newWorld(t, dbtest.SQLiteMemory)
+	w.signUp("mallory@example.com", `<img src=x onerror=alert(1)>`, w.a.ID)
+	mgr := w.as("mgr.a@example.com")
+	p := mgr.get("/users/pending")
+	if p.has("<img src=x") || !p.has("&lt;img src=x onerror=alert(1)&gt;") {
+		t.Errorf("the name is not escaped:\n%s", p.body)
+	}
+	res, err := mgr.c.Get(w.srv.URL + "/users/pending")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, res)
+	for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s: %q", k, got)
+		}
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "script-src") {
+		t.Errorf("Content-Security-Policy: %q", csp)
+	}
+
+	form := url.Values{"csrf": {mgr.token("/users/org")}, "role": {"manager"}}
+	before := w.snapshot() // after the page view, which is audited
+	req, err := http.NewRequest(http.MethodPost, w.srv.URL+"/orgs/"+string(w.a.ID)+"/members/"+string(w.memA)+"/role", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if p := mgr.do(req); p.status != http.StatusForbidden || !p.has("another site") {
+		t.Errorf("a cross-site post: %d", p.status)
+	}
+	if after := w.snapshot(); after != before {
+		t.Error("a cross-site post changed the database")
+	}
+}
