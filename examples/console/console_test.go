@@ -358,7 +358,7 @@ func TestPermissions(t *testing.T) {
 			t.Errorf("the granted feature page: %d\n%s", p.status, p.body)
 		}
 		p = mem.get("/features/vpn")
-		if p.status != http.StatusForbidden || !p.has("Insufficient permissions") || !p.has("<li><code>vpn</code></li>") || !p.has("trying to access: <strong>VPN Management</strong>") || !p.has("work-related reason") {
+		if p.status != http.StatusForbidden || !p.has("Insufficient permissions") || !p.has("<li><code>vpn</code></li>") || !p.has("trying to access: <strong>VPN Management</strong>") || !p.has("granted to you in <strong>Org A</strong>") || !p.has("work-related reason") {
 			t.Errorf("the denied feature page: %d\n%s", p.status, p.body)
 		}
 		// A Member has no Permission Management, and its Save is refused.

@@ -470,7 +470,7 @@ func (c *console) featurePage(w http.ResponseWriter, r *http.Request, s *session
 	if err := c.svc.Authorize(ctx(r), s.Me.ID, d.Org.ID, cat); err != nil {
 		var ipe *authz.InsufficientPermissionsError
 		if errors.As(err, &ipe) {
-			c.insufficient(w, r, s, d.Name, ipe)
+			c.insufficient(w, r, s, d.Name, d.Org.Name, ipe)
 			return
 		}
 		c.fail(w, r, s, err)
@@ -480,18 +480,18 @@ func (c *console) featurePage(w http.ResponseWriter, r *http.Request, s *session
 }
 
 type deniedData struct {
-	Page              string
+	Page, Org         string
 	Required, Missing []authz.Category
 }
 
 // insufficient is the "Insufficient permissions" page of the FAQ: it
 // names the missing categories and what to send to the Manager.
-func (c *console) insufficient(w http.ResponseWriter, r *http.Request, s *session, page string, e *authz.InsufficientPermissionsError) {
+func (c *console) insufficient(w http.ResponseWriter, r *http.Request, s *session, page, org string, e *authz.InsufficientPermissionsError) {
 	if page == "" {
 		page = r.URL.Path
 	}
 	c.render(w, r, http.StatusForbidden, "denied", view{Title: "Insufficient permissions", S: s,
-		Data: deniedData{Page: page, Required: e.Required.Slice(), Missing: e.Missing.Slice()}})
+		Data: deniedData{Page: page, Org: org, Required: e.Required.Slice(), Missing: e.Missing.Slice()}})
 }
 
 // Template helpers.

@@ -328,7 +328,7 @@ func (c *console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 	}
 	var ipe *authz.InsufficientPermissionsError
 	if errors.As(err, &ipe) {
-		c.insufficient(w, r, s, "", ipe)
+		c.insufficient(w, r, s, "", "", ipe)
 		return
 	}
 	p := authz.ProblemFor(err)
