@@ -152,19 +152,24 @@ type usersData struct {
 // all the same: the Service refuses it (as not found) and records the
 // attempt.
 func pickOrg(r *http.Request, s *session) (orgRef, bool) {
-	id := r.URL.Query().Get("org")
-	if id == "" {
-		if len(s.Manages) == 0 {
-			return orgRef{}, false
-		}
-		return s.Manages[0], true
+	if id := r.URL.Query().Get("org"); id != "" {
+		return s.org(authz.OrgID(id)), true
 	}
-	for _, o := range s.Manages {
-		if string(o.ID) == id {
-			return o, true
+	if len(s.Manages) == 0 {
+		return orgRef{}, false
+	}
+	return s.Manages[0], true
+}
+
+// org names id as the person's org listing does; an org outside it is
+// shown by its id (the Service will refuse it).
+func (s *session) org(id authz.OrgID) orgRef {
+	for _, o := range s.Orgs {
+		if o.ID == id {
+			return o
 		}
 	}
-	return orgRef{ID: authz.OrgID(id), Name: id}, true
+	return orgRef{ID: id, Name: string(id)}
 }
 
 // usersView starts the User Management page on tab: the org, and the
@@ -356,8 +361,7 @@ func (c *console) removePage(w http.ResponseWriter, r *http.Request, s *session)
 		c.fail(w, r, s, err)
 		return
 	}
-	o, _ := pickOrg(&http.Request{URL: &url.URL{RawQuery: "org=" + url.QueryEscape(string(org))}}, s)
-	c.render(w, r, http.StatusOK, "remove", view{Title: "Remove user", Nav: "users", S: s, Data: removeData{o, m}})
+	c.render(w, r, http.StatusOK, "remove", view{Title: "Remove user", Nav: "users", S: s, Data: removeData{s.org(org), m}})
 }
 
 func (c *console) remove(w http.ResponseWriter, r *http.Request, s *session) {
@@ -454,12 +458,7 @@ func (c *console) featurePage(w http.ResponseWriter, r *http.Request, s *session
 	}
 	d := featureData{Name: featureNames[cat], Category: cat, Orgs: s.Orgs}
 	if id := r.URL.Query().Get("org"); id != "" {
-		d.Org = orgRef{ID: authz.OrgID(id), Name: id}
-		for _, o := range s.Orgs {
-			if o.ID == d.Org.ID {
-				d.Org = o
-			}
-		}
+		d.Org = s.org(authz.OrgID(id))
 	} else if len(d.Orgs) > 0 {
 		d.Org = d.Orgs[0]
 	}
