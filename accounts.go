@@ -91,12 +91,28 @@ func (c *change) setStatus(p person, to identity.Status) error {
 
 // endSessions ends every session and outstanding reset token of user.
 func (c *change) endSessions(user authz.UserID) error {
+	if err := c.endLogins(user); err != nil {
+		return err
+	}
+	return c.ids.DeleteResetTokens(c.ctx, user)
+}
+
+// endLogins ends every session of user. It first holds user's account
+// exclusively, which Login and ForgotPassword hold shared: a login
+// committing meanwhile is then either seen (and its session deleted) or
+// made to wait and read the account as this change leaves it. Without
+// it, on PostgreSQL, a login that read the account before a deactivation
+// committed could keep a session through it (and use it again after a
+// reactivation). See gormstore.Tx.HoldAccount.
+func (c *change) endLogins(user authz.UserID) error {
+	if err := c.tx.HoldUser(user); err != nil {
+		return err
+	}
 	if err := c.ids.DeleteSessions(c.ctx, user); err != nil {
 		return err
 	}
 	c.tx.SessionsEnded(user) // other replicas drop their cached sessions
-
-	return c.ids.DeleteResetTokens(c.ctx, user)
+	return nil
 }
 
 // DeleteUser deletes target's account everywhere (PlatformAdmins only):

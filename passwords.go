@@ -25,6 +25,9 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 	}
 	var msg *ResetMessage
 	err = s.record(ctx, audit.NewEvent(s.cfg.now(), "", audit.PasswordResetRequest), func(c *change) error {
+		if err := c.tx.HoldAccount(email); err != nil { // as Login's
+			return err
+		}
 		u, err := c.ids.UserByEmail(ctx, email)
 		if errors.Is(err, authz.ErrNotFound) {
 			return nil // recorded without a target: "someone asked for an unknown address"
@@ -77,10 +80,9 @@ func (s *Service) StartPasswordReset(ctx context.Context, actor, target authz.Us
 		if p.user.Status != identity.Active {
 			return c.deny(fmt.Errorf("%w: the account is deactivated", ErrConflict))
 		}
-		if err := c.ids.DeleteSessions(ctx, target); err != nil {
+		if err := c.endLogins(target); err != nil {
 			return err
 		}
-		c.tx.SessionsEnded(target)
 		msg, err = c.issueReset(s, p.user, true)
 		return err
 	})

@@ -43,6 +43,15 @@ func (s *Service) ChangeName(ctx context.Context, actor authz.UserID, name strin
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfileNameChange)
 	ev.Target = actor
 	return s.record(ctx, ev, func(c *change) error {
+		// Held before the read: UpdateUser writes back the whole account
+		// as read here, so a password change or a deactivation committing
+		// in between would be undone. (A malformed actor is refused by
+		// c.actor as unauthenticated.)
+		if actor.Valid() {
+			if err := c.tx.HoldUser(actor); err != nil {
+				return err
+			}
+		}
 		p, err := c.actor(actor)
 		if err != nil {
 			return err

@@ -36,6 +36,12 @@ func (s *Service) Login(ctx context.Context, email, password string) (identity.T
 	var tok identity.Token
 	ev := audit.NewEvent(s.cfg.now(), "", audit.SessionLogin)
 	err = s.record(ctx, ev, func(c *change) error {
+		// Held until commit, so that a deactivation, deletion or password
+		// change committing meanwhile cannot miss this session: see
+		// gormstore.Tx.HoldAccount.
+		if err := c.tx.HoldAccount(key); err != nil {
+			return err
+		}
 		u, err := c.ids.UserByEmail(ctx, key)
 		if errors.Is(err, authz.ErrNotFound) {
 			s.hasher.VerifyDummy(password)

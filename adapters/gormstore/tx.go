@@ -7,6 +7,7 @@ import (
 
 	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/kiops/iam/authz"
 )
@@ -377,6 +378,50 @@ func (t *Tx) HoldOrg(o authz.OrgID) error {
 		return fmt.Errorf("gormstore: %s: %w", op, err)
 	}
 	return t.lock(op, "org:"+string(o), true)
+}
+
+// HoldAccount locks the account of the canonical email address email, if
+// there is one, in shared mode until the transaction ends; HoldUser locks
+// user u's account exclusively. Calls that create a session or a reset
+// token for an account they looked up outside the management lock (a
+// login, a forgotten password) hold it shared before the lookup; calls
+// that end an account's sessions and tokens hold it exclusively before
+// deleting them. So a login committing meanwhile has either committed
+// before the deletion, which then sees its session and deletes it, or
+// waits for the ending call and then reads the account as it left it
+// (deactivated, deleted, another password). Both run one statement,
+// whether the account exists or not (so a login's work does not tell),
+// on PostgreSQL; other databases serialize writing transactions, and
+// there they do nothing.
+//
+// Errors: a database failure spoils the transaction; wrapped with
+// "gormstore: hold account" or "gormstore: hold user".
+func (t *Tx) HoldAccount(email string) error {
+	return t.holdAccount("hold account", "email = ?", email, "SHARE")
+}
+
+// HoldUser: see HoldAccount. An invalid u is an *authz.InvalidError.
+func (t *Tx) HoldUser(u authz.UserID) error {
+	if _, err := authz.ParseUserID(string(u)); err != nil {
+		return fmt.Errorf("gormstore: hold user: %w", err)
+	}
+	return t.holdAccount("hold user", "id = ?", string(u), "UPDATE")
+}
+
+func (t *Tx) holdAccount(op, cond, arg, strength string) error {
+	if err := t.usable(op); err != nil {
+		return err
+	}
+	if !t.pg {
+		return nil
+	}
+	var ids []string
+	err := t.db.Model(&userRow{}).Clauses(clause.Locking{Strength: strength}).
+		Where(cond, arg).Where("deleted_at IS NULL").Pluck("id", &ids).Error
+	if err != nil {
+		return t.fail(op, err)
+	}
+	return nil
 }
 
 // lock takes a transaction-scoped advisory lock on PostgreSQL (shared or
