@@ -68,76 +68,30 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"sync"
-	"time"
 
 	iam "github.com/kiops/iam"
-	"github.com/kiops/iam/internal/dbopen"
 	"github.com/kiops/iam/internal/serve"
 )
 
-// config is what the flags set.
-type config struct {
-	addr  string
-	db    string
-	admin serve.Admin
-	// shutdownTimeout bounds how long shutdown waits for requests under way.
-	shutdownTimeout time.Duration
-	// listening, if set, is told the address the server listens on.
-	listening func(net.Addr)
-}
+// program is what the apiserver says about itself on the terminal.
+var program = serve.Program{Name: "apiserver", ChangePassword: "PUT /v1/me/password", Redeem: "POST /v1/password-reset/confirm"}
 
 func main() {
-	cfg := config{shutdownTimeout: 10 * time.Second}
-	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	flag.StringVar(&cfg.db, "db", "sqlite:kiops-iam.db", "database: sqlite:PATH or a postgres:// URL")
-	cfg.admin.Flags(flag.CommandLine)
-	flag.Parse()
-	cfg.admin.FromEnv()
-
-	serve.Main("apiserver", func(ctx context.Context, term io.Writer, log *slog.Logger) error { return run(ctx, cfg, term, log) })
+	f := serve.ParseFlags("127.0.0.1:8080", "sqlite:kiops-iam.db")
+	serve.Main(program.Name, func(ctx context.Context, term io.Writer, log *slog.Logger) error { return run(ctx, f, term, log) })
 }
 
 // run serves the API until ctx ends, then shuts down gracefully. Messages
 // meant for the operator (the generated password, reset tokens) go to
-// console; opts are extra Service options (tests use them).
-func run(ctx context.Context, cfg config, console io.Writer, log *slog.Logger, opts ...iam.Option) error {
-	opts = append([]iam.Option{iam.WithNotifier(&consoleNotifier{w: console}), iam.WithLogger(log)}, opts...)
-	svc, done, err := serve.OpenService(ctx, cfg.db, cfg.admin, serve.Program{Name: "apiserver", ChangePassword: "PUT /v1/me/password"}, console, log, opts...)
+// term; opts are extra Service options (tests use them).
+func run(ctx context.Context, f serve.Flags, term io.Writer, log *slog.Logger, opts ...iam.Option) error {
+	svc, done, err := serve.OpenService(ctx, f, program, term, log, opts...)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return serve.Run(ctx, serve.Config{
-		Name: "apiserver", Addr: cfg.addr, Handler: NewHandler(svc, WithLogger(log)), Log: log,
-		// No WriteTimeout: audit exports stream for as long as they take.
-		ShutdownTimeout: cfg.shutdownTimeout, Listening: cfg.listening,
-		Attrs: []any{"db", dbopen.Redact(cfg.db)},
-	})
-}
-
-// consoleNotifier is the example's Notifier: it prints reset tokens to
-// the console, labelled, because the example sends no mail. A real host
-// implements iam.Notifier with its mailer and never prints or logs the
-// token.
-type consoleNotifier struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (n *consoleNotifier) PasswordReset(_ context.Context, m iam.ResetMessage) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	who := "requested on the login page"
-	if m.ByAdmin {
-		who = "started by a Manager or PlatformAdmin"
-	}
-	_, err := fmt.Fprintf(n.w, "[apiserver password reset: the example sends no mail; a real host mails this] to %s <%s> (%s), %s: token %s (expires %s)\n",
-		m.Name, m.Email, m.User, who, m.Token.Reveal(), m.Expires.UTC().Format(time.RFC3339))
-	return err
+	// No WriteTimeout: audit exports stream for as long as they take.
+	return serve.Run(ctx, serve.Config{Flags: f, Name: program.Name, Handler: NewHandler(svc, WithLogger(log)), Log: log})
 }

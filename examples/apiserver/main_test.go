@@ -2,34 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	iam "github.com/kiops/iam"
-	"github.com/kiops/iam/identity"
 	"github.com/kiops/iam/internal/iamtest"
 	"github.com/kiops/iam/internal/serve"
 )
-
-// start runs the program on cfg in the background (see iamtest.Start).
-func start(t *testing.T, cfg config, console io.Writer) (string, func() error) {
-	t.Helper()
-	cfg.addr, cfg.shutdownTimeout = "127.0.0.1:0", 5*time.Second
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return iamtest.Start(t, func(ctx context.Context, listening func(net.Addr)) error {
-		cfg.listening = listening
-		return run(ctx, cfg, console, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
-	})
-}
 
 func login(t *testing.T, base, email, password string) int {
 	t.Helper()
@@ -49,7 +31,7 @@ func login(t *testing.T, base, email, password string) int {
 func TestRun(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "iam.db")
 	var console iamtest.Buffer
-	base, stop := start(t, config{db: db, admin: serve.Admin{Name: "Platform Admin"}}, &console)
+	base, stop := iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Name: "Platform Admin"}}, &console, run)
 	res, err := http.Get(base + "/healthz")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", res, err)
@@ -67,7 +49,7 @@ func TestRun(t *testing.T) {
 	}
 
 	var again iamtest.Buffer
-	base, stop = start(t, config{db: db, admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again)
+	base, stop = iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again, run)
 	if code := login(t, base, "eve@example.com", "eve's own long passphrase"); code != 401 {
 		t.Errorf("a second bootstrap created an account: login %d", code)
 	}
@@ -79,25 +61,5 @@ func TestRun(t *testing.T) {
 	}
 	if strings.Contains(again.String(), "password:") {
 		t.Errorf("a restart printed a password:\n%s", again.String())
-	}
-}
-
-// TestRunFlags: the bootstrap flags come in pairs and --db names a known
-// kind of database.
-func TestRunFlags(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	for _, cfg := range []config{
-		{db: "sqlite:" + filepath.Join(dir, "a.db"), admin: serve.Admin{Email: "ada@example.com"}},
-		{db: "sqlite:" + filepath.Join(dir, "b.db"), admin: serve.Admin{Password: "a long passphrase"}},
-		{db: "mysql://localhost/iam"},
-		{db: "sqlite:"},
-		{db: "sqlite:" + filepath.Join(dir, "c.db") + "?mode=ro"},
-		{db: "sqlite:" + filepath.Join(dir, "d.db"), admin: serve.Admin{Email: "ada@example.com", Password: "password", Name: "Ada"}},
-	} {
-		cfg.addr = "127.0.0.1:0"
-		if err := run(t.Context(), cfg, io.Discard, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t))); err == nil {
-			t.Errorf("run(%+v) started", cfg)
-		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kiops/iam/identity"
 	"github.com/kiops/iam/internal/dbtest"
 	"github.com/kiops/iam/internal/iamtest"
+	"github.com/kiops/iam/internal/serve"
 )
 
 const password = "correct horse battery staple"
@@ -45,7 +46,7 @@ func newWorld(t *testing.T, kind dbtest.Kind) *world {
 	var err error
 	w.svc, err = iam.New(t.Context(), w.db,
 		iam.WithPasswordHasher(identity.TestingHasherConfig(t)),
-		iam.WithNotifier(&terminalNotifier{w: w.term}),
+		iam.WithNotifier(serve.Notifier(program, w.term)),
 		iam.WithLogger(quiet),
 		// Every request comes from 127.0.0.1: throttle by account only.
 		iam.WithLoginThrottle(identity.ThrottleConfig{AddressLimit: 10_000}))

@@ -22,45 +22,27 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"sync"
 	"time"
 
 	iam "github.com/kiops/iam"
-	"github.com/kiops/iam/internal/dbopen"
 	"github.com/kiops/iam/internal/serve"
 )
 
-// config is what the flags set.
-type config struct {
-	addr, db string
-	admin    serve.Admin
-	// shutdownTimeout bounds how long shutdown waits for requests under way.
-	shutdownTimeout time.Duration
-	// listening, if set, is told the address the console listens on.
-	listening func(net.Addr)
-}
+// program is what the console says about itself on the terminal.
+var program = serve.Program{Name: "console", ChangePassword: "with Forgot Password on the login page", Redeem: "open /reset-password"}
 
 func main() {
-	cfg := config{shutdownTimeout: 10 * time.Second}
-	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8090", "address to listen on")
-	flag.StringVar(&cfg.db, "db", "sqlite:kiops-console.db", "database: sqlite:PATH or a postgres:// URL")
-	cfg.admin.Flags(flag.CommandLine)
-	flag.Parse()
-	cfg.admin.FromEnv()
-	serve.Main("console", func(ctx context.Context, term io.Writer, log *slog.Logger) error { return run(ctx, cfg, term, log) })
+	f := serve.ParseFlags("127.0.0.1:8090", "sqlite:kiops-console.db")
+	serve.Main(program.Name, func(ctx context.Context, term io.Writer, log *slog.Logger) error { return run(ctx, f, term, log) })
 }
 
 // run serves the console until ctx ends, then shuts down gracefully.
 // Operator messages (the generated password, reset tokens) go to term;
 // opts are extra Service options (tests pass a cheap password hasher).
-func run(ctx context.Context, cfg config, term io.Writer, log *slog.Logger, opts ...iam.Option) error {
-	opts = append([]iam.Option{iam.WithNotifier(&terminalNotifier{w: term}), iam.WithLogger(log)}, opts...)
-	svc, done, err := serve.OpenService(ctx, cfg.db, cfg.admin, serve.Program{Name: "console", ChangePassword: "with Forgot Password on the login page"}, term, log, opts...)
+func run(ctx context.Context, f serve.Flags, term io.Writer, log *slog.Logger, opts ...iam.Option) error {
+	svc, done, err := serve.OpenService(ctx, f, program, term, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -69,24 +51,5 @@ func run(ctx context.Context, cfg config, term io.Writer, log *slog.Logger, opts
 	if err != nil {
 		return err
 	}
-	return serve.Run(ctx, serve.Config{
-		Name: "console", Addr: cfg.addr, Handler: h, Log: log,
-		WriteTimeout: time.Minute, ShutdownTimeout: cfg.shutdownTimeout, Listening: cfg.listening,
-		Attrs: []any{"db", dbopen.Redact(cfg.db)},
-	})
-}
-
-// terminalNotifier prints password-reset tokens on the terminal, since the
-// example sends no mail; a real host mails them and never prints them.
-type terminalNotifier struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (n *terminalNotifier) PasswordReset(_ context.Context, m iam.ResetMessage) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	_, err := fmt.Fprintf(n.w, "[console password reset for %s <%s>; a real host mails this] reset token: %s (open /reset-password; expires %s)\n",
-		m.Name, m.Email, m.Token.Reveal(), m.Expires.UTC().Format(time.RFC3339))
-	return err
+	return serve.Run(ctx, serve.Config{Flags: f, Name: program.Name, Handler: h, Log: log, WriteTimeout: time.Minute})
 }

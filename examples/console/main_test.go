@@ -1,34 +1,16 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	iam "github.com/kiops/iam"
-	"github.com/kiops/iam/identity"
 	"github.com/kiops/iam/internal/iamtest"
 	"github.com/kiops/iam/internal/serve"
 )
-
-// start runs the program on cfg in the background (see iamtest.Start).
-func start(t *testing.T, cfg config, term io.Writer) (string, func() error) {
-	t.Helper()
-	cfg.addr, cfg.shutdownTimeout = "127.0.0.1:0", 5*time.Second
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return iamtest.Start(t, func(ctx context.Context, listening func(net.Addr)) error {
-		cfg.listening = listening
-		return run(ctx, cfg, term, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
-	})
-}
 
 // signIn posts the login form of the console at base and reports whether
 // it opened a session.
@@ -56,7 +38,7 @@ func signIn(t *testing.T, base, email, password string) bool {
 func TestRun(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "console.db")
 	var term iamtest.Buffer
-	base, stop := start(t, config{db: db, admin: serve.Admin{Name: "Platform Admin"}}, &term)
+	base, stop := iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Name: "Platform Admin"}}, &term, run)
 	m := regexp.MustCompile(`email: +(\S+)\n +password: +(\S+)`).FindStringSubmatch(term.String())
 	if m == nil {
 		t.Fatalf("no generated password on the terminal:\n%s", term.String())
@@ -74,7 +56,7 @@ func TestRun(t *testing.T) {
 	}
 
 	var again iamtest.Buffer
-	base, stop = start(t, config{db: db, admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again)
+	base, stop = iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again, run)
 	if signIn(t, base, "eve@example.com", "eve's own long passphrase") {
 		t.Error("a second start created another PlatformAdmin")
 	}
@@ -86,22 +68,5 @@ func TestRun(t *testing.T) {
 	}
 	if strings.Contains(again.String(), "password:") {
 		t.Errorf("a restart printed a password:\n%s", again.String())
-	}
-}
-
-// TestRunFlags: the admin flags come in pairs, and --db names a known
-// kind of database.
-func TestRunFlags(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	for _, cfg := range []config{
-		{db: "sqlite:" + filepath.Join(dir, "a.db"), admin: serve.Admin{Email: "ada@example.com"}},
-		{db: "sqlite:" + filepath.Join(dir, "b.db"), admin: serve.Admin{Password: "a long passphrase"}},
-		{db: "mysql://localhost/iam"},
-	} {
-		cfg.addr = "127.0.0.1:0"
-		if err := run(t.Context(), cfg, io.Discard, quiet); err == nil {
-			t.Errorf("run(%+v) started", cfg)
-		}
 	}
 }

@@ -3,10 +3,16 @@ package iamtest
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	iam "github.com/kiops/iam"
+	"github.com/kiops/iam/identity"
+	"github.com/kiops/iam/internal/serve"
 )
 
 // Buffer is a bytes.Buffer safe for concurrent use: the terminal of a
@@ -49,4 +55,18 @@ func Start(t testing.TB, run func(ctx context.Context, listening func(net.Addr))
 		t.Fatal("the program did not start")
 	}
 	return "", nil
+}
+
+// StartProgram runs an example program's run function on f in the
+// background (see Start): on a free loopback port, with a quiet log, a
+// cheap password hasher and a short shutdown, writing its terminal to term.
+func StartProgram(t *testing.T, f serve.Flags, term io.Writer,
+	run func(ctx context.Context, f serve.Flags, term io.Writer, log *slog.Logger, opts ...iam.Option) error) (string, func() error) {
+	t.Helper()
+	f.Addr, f.ShutdownTimeout = "127.0.0.1:0", 5*time.Second
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return Start(t, func(ctx context.Context, listening func(net.Addr)) error {
+		f.Listening = listening
+		return run(ctx, f, term, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
+	})
 }

@@ -16,26 +16,21 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/kiops/iam/internal/dbopen"
 )
 
-// Config is one server.
+// Config is one server: an example program's Flags (Addr, DB,
+// ShutdownTimeout, Listening) and what the program adds.
 type Config struct {
+	Flags
 	// Name prefixes the log lines ("apiserver", "console").
-	Name string
-	// Addr is the address to listen on; port 0 picks a free one.
-	Addr    string
+	Name    string
 	Handler http.Handler
 	Log     *slog.Logger
 	// WriteTimeout bounds writing a response; 0 means none (the apiserver
 	// streams audit exports for as long as they take).
 	WriteTimeout time.Duration
-	// ShutdownTimeout bounds how long shutdown waits for requests under way.
-	ShutdownTimeout time.Duration
-	// Listening, if set, is told the address the server listens on once it
-	// does (tests use it with port 0).
-	Listening func(net.Addr)
-	// Attrs are logged with the "serving" line (the database, redacted).
-	Attrs []any
 }
 
 // Run serves c until ctx ends, then shuts down gracefully: it stops
@@ -55,7 +50,7 @@ func Run(ctx context.Context, c Config) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn),
 	}
-	c.Log.Info(c.Name+": serving", append([]any{"url", "http://" + ln.Addr().String()}, c.Attrs...)...)
+	c.Log.Info(c.Name+": serving", "url", "http://"+ln.Addr().String(), "db", dbopen.Redact(c.DB))
 	if c.Listening != nil {
 		c.Listening(ln.Addr())
 	}

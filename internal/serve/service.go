@@ -54,20 +54,26 @@ type Program struct {
 	Name string
 	// ChangePassword says where to change the generated password.
 	ChangePassword string
+	// Redeem says where a printed reset token is used.
+	Redeem string
 }
 
-// OpenService opens the database dbURL (sqlite:PATH or a postgres:// URL),
-// creates the Service on it with opts, and makes sure the platform has a
-// PlatformAdmin: admin, or without an email admin@localhost with a random
-// password printed once on term. done closes the Service and the database.
-func OpenService(ctx context.Context, dbURL string, admin Admin, p Program, term io.Writer, log *slog.Logger, opts ...iam.Option) (svc *iam.Service, done func(), err error) {
+// OpenService opens the database f.DB (sqlite:PATH or a postgres:// URL),
+// creates the Service on it, printing reset tokens on term (see Notifier)
+// and logging to log, with opts after those, and makes sure the platform
+// has a PlatformAdmin: f.Admin, or without an email admin@localhost with
+// a random password printed once on term. done closes the Service and
+// the database.
+func OpenService(ctx context.Context, f Flags, p Program, term io.Writer, log *slog.Logger, opts ...iam.Option) (svc *iam.Service, done func(), err error) {
+	admin := f.Admin
 	if (admin.Email == "") != (admin.Password == "") {
 		return nil, nil, errors.New("give both --admin-email and --admin-password (or IAM_ADMIN_EMAIL and IAM_ADMIN_PASSWORD), or neither")
 	}
-	db, err := dbopen.Open(dbURL)
+	db, err := dbopen.Open(f.DB)
 	if err != nil {
 		return nil, nil, err
 	}
+	opts = append([]iam.Option{iam.WithNotifier(Notifier(p, term)), iam.WithLogger(log)}, opts...)
 	svc, err = iam.New(ctx, db, opts...)
 	if err != nil {
 		dbopen.Close(db)
