@@ -225,6 +225,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"no time", "audit event time", func(e *audit.Event) { e.Time = time.Time{} }},
 		{"nanoseconds", "audit event time", func(e *audit.Event) { e.Time = e.Time.Add(999) }},
+		{"year 10000", "audit event time", func(e *audit.Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 		{"no action", "audit action", func(e *audit.Event) { e.Action = "" }},
 		{"unknown action", "audit action", func(e *audit.Event) { e.Action = "org.steal" }},
 		{"no outcome", "audit outcome", func(e *audit.Event) { e.Outcome = audit.AnyOutcome }},

@@ -222,6 +222,10 @@ func (e Event) Validate() error {
 		return invalid("audit event time", "", "missing")
 	case e.Time.Nanosecond()%1000 != 0:
 		return invalid("audit event time", e.Time.Format(time.RFC3339Nano), "not in whole microseconds")
+	case e.Time.UTC().Year() > 9999 || e.Time.UTC().Year() < 1:
+		// RFC 3339, the exports' time format, has four-digit years: such
+		// an event could be stored but not exported and read back.
+		return invalid("audit event time", e.Time.UTC().Format(time.RFC3339Nano), "outside the years 0001 to 9999")
 	case !e.Action.Valid():
 		return invalid("audit action", string(e.Action), "not an action this module records")
 	case !e.Outcome.Valid():
