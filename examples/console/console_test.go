@@ -269,7 +269,7 @@ func TestManagerScope(t *testing.T) {
 	})
 }
 
-var countRE = regexp.MustCompile(`Pending Approvals <span class="count"[^>]*>(\d+)</span>`)
+var countRE = regexp.MustCompile(`Pending Approvals <span class="count[^"]*"[^>]*>(\d+)</span>`)
 
 func pendingCount(t *testing.T, p page) string {
 	t.Helper()
@@ -384,8 +384,8 @@ func TestPermissions(t *testing.T) {
 	})
 }
 
-// TestEditRoleAndRemove: Edit Role changes the role; Remove shows a
-// confirmation step that states the impact, and only its POST removes.
+// TestEditRoleAndRemove: Edit Role changes the role; Remove opens a
+// confirmation modal that states the impact, and only its POST removes.
 func TestEditRoleAndRemove(t *testing.T) {
 	forEachKind(t, func(t *testing.T, w *world) {
 		mgr := w.as("mgr.a@example.com")
@@ -401,14 +401,24 @@ func TestEditRoleAndRemove(t *testing.T) {
 		if p := mgr.submit("/users/org", "/orgs/"+a+"/members/"+string(w.mgrA)+"/role", url.Values{"role": {"member"}}); p.status != http.StatusForbidden || !p.has("own role") {
 			t.Errorf("own role change: %d\n%s", p.status, p.body)
 		}
-		p = mgr.get("/orgs/" + a + "/members/" + memA + "/remove")
-		if p.status != 200 || !p.has("Remove Mel Member from Org A?") || !p.has("permissions there are revoked") {
-			t.Fatalf("confirmation: %d\n%s", p.status, p.body)
+		// The Remove icon opens a confirmation modal that states the
+		// impact; only the modal's form removes.
+		p = mgr.get("/users/org")
+		for _, s := range []string{
+			`commandfor="remove-` + memA + `" command="show-modal" aria-label="Remove Mel Member"`,
+			`<dialog id="remove-` + memA + `" class="modal" aria-labelledby="remove-` + memA + `-head">`,
+			"Remove Mel Member from Org A?", "permissions there are revoked", "Their account stays",
+			`<form method="post" action="/orgs/` + a + `/members/` + memA + `/remove" class="actions">`,
+			`commandfor="remove-` + memA + `" command="close" autofocus>Cancel</button>`,
+		} {
+			if !p.has(s) {
+				t.Errorf("the Users by Organization tab lacks %s", s)
+			}
 		}
 		if _, ok := w.member(w.a.ID, w.memA); !ok {
-			t.Fatal("opening the confirmation removed the user")
+			t.Fatal("showing the tab removed the user")
 		}
-		p = mgr.submit("/orgs/"+a+"/members/"+memA+"/remove", "/orgs/"+a+"/members/"+memA+"/remove", nil)
+		p = mgr.submit("/users/org", "/orgs/"+a+"/members/"+memA+"/remove", nil)
 		if p.status != 200 || !p.has("was removed") || p.has("mem.a@example.com") {
 			t.Fatalf("after Remove: %d\n%s", p.status, p.body)
 		}
@@ -453,7 +463,7 @@ func TestForgotPassword(t *testing.T) {
 func TestErrorPages(t *testing.T) {
 	w := newWorld(t, dbtest.SQLiteMemory)
 	mgr := w.as("mgr.a@example.com")
-	for _, path := range []string{"/nope", "/features/root", "/users/org?org=not-an-org", "/orgs/x/members/y/remove", "/users/org?after=garbage", "/logout", "/registrations/x/approve"} {
+	for _, path := range []string{"/nope", "/features/root", "/users/org?org=not-an-org", "/users/org?after=garbage", "/logout", "/registrations/x/approve"} {
 		p := mgr.get(path)
 		if p.status < 400 || p.status >= 500 || !p.has("<main") || p.has("iam:") || p.has("gorm") || p.has("goroutine") {
 			t.Errorf("GET %s: %d\n%s", path, p.status, p.body)

@@ -1,7 +1,11 @@
 // Command console is a server-rendered web console over KIOPS IAM: the
-// User Management and Permission Management pages of the product
-// documentation, as plain HTML forms (html/template, embedded with embed;
-// no JavaScript), on top of the Service's public API.
+// pages of the product documentation (Login with Forgot Password, Sign up,
+// User Management with its Pending Approvals, Users by Organization and
+// All Users tabs, Permission Management, Organization Management, the
+// Audit Log with its exports, Profile, and a sample feature page per
+// category with the "Insufficient permissions" answer), as plain HTML
+// forms (html/template, embedded with embed; no JavaScript), on top of the
+// Service's public API.
 //
 // Run it:
 //

@@ -12,10 +12,18 @@ package main
 //	GET  /users/all?after=                       All Users tab (PlatformAdmins only)
 //	POST /registrations/{id}/approve|reject      the Approve and Reject buttons
 //	POST /orgs/{org}/members/{user}/role         Edit Role
-//	GET  /orgs/{org}/members/{user}/remove, POST the Remove confirmation step, and the removal
+//	POST /orgs/{org}/members/{user}/remove       Remove (after the confirmation modal on the Users by Organization tab)
 //	GET  /permissions?org=&user=                 Permission Management: pick a user, seven checkboxes
 //	POST /permissions/{org}/{user}               Save (SetCategories)
 //	GET  /features/{category}?org=               a sample feature page per category, or "Insufficient permissions"
+//	GET  /signup?org=, POST /signup              sign up into an org's Pending Approvals queue (public)
+//	GET  /profile                                Profile: name, password, account deletion
+//	POST /profile/name|password|delete           the Profile page's three forms
+//	GET  /orgs, POST /orgs                       Organization Management (PlatformAdmins only): the list, Create
+//	POST /orgs/{org}/rename|delete               Rename, and Delete (after the confirmation modal)
+//	GET  /audit?org=&actor=&action=&outcome=&since=&until=&before=
+//	                                             Audit Log: filters, newest first, a page at a time, the chain's status
+//	GET  /audit/export?format=csv|jsonl&…        the same filters, as a CSV or JSON Lines download
 //
 // # Session and CSRF
 //
@@ -121,11 +129,22 @@ func newConsole(svc *iam.Service, log *slog.Logger) (*console, error) {
 	mux.HandleFunc("GET /users/all", c.authed(c.allTab))
 	mux.HandleFunc("POST /registrations/{id}/{decision}", c.authed(c.decide))
 	mux.HandleFunc("POST /orgs/{org}/members/{user}/role", c.authed(c.changeRole))
-	mux.HandleFunc("GET /orgs/{org}/members/{user}/remove", c.authed(c.removePage))
 	mux.HandleFunc("POST /orgs/{org}/members/{user}/remove", c.authed(c.remove))
 	mux.HandleFunc("GET /permissions", c.authed(c.permissionsPage))
 	mux.HandleFunc("POST /permissions/{org}/{user}", c.authed(c.savePermissions))
 	mux.HandleFunc("GET /features/{category}", c.authed(c.featurePage))
+	mux.HandleFunc("GET /signup", c.public(c.signupPage))
+	mux.HandleFunc("POST /signup", c.public(c.signup))
+	mux.HandleFunc("GET /profile", c.authed(c.profilePage))
+	mux.HandleFunc("POST /profile/name", c.authed(c.changeName))
+	mux.HandleFunc("POST /profile/password", c.authed(c.changePassword))
+	mux.HandleFunc("POST /profile/delete", c.authed(c.deleteAccount))
+	mux.HandleFunc("GET /orgs", c.authed(c.orgsPage))
+	mux.HandleFunc("POST /orgs", c.authed(c.createOrg))
+	mux.HandleFunc("POST /orgs/{org}/rename", c.authed(c.renameOrg))
+	mux.HandleFunc("POST /orgs/{org}/delete", c.authed(c.deleteOrg))
+	mux.HandleFunc("GET /audit", c.authed(c.auditPage))
+	mux.HandleFunc("GET /audit/export", c.authed(c.auditExport))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, nil, http.StatusNotFound, "Not found", "There is no such page.")
 	})
