@@ -355,14 +355,26 @@ func writeFile(t *testing.T, path string, b []byte) {
 func forEachKindInBrowser(t *testing.T, f func(t *testing.T, w *world, people func(name string) *person)) {
 	t.Helper()
 	c := newChrome(t)
-	forEachKind(t, func(t *testing.T, w *world) {
-		s := &shots{dir: filepath.Join(artifactDir(), t.Name()),
-			readme: *readme && strings.HasSuffix(t.Name(), "/"+dbtest.SQLiteMemory.String())}
-		if err := os.RemoveAll(s.dir); err != nil {
-			t.Fatal(err)
-		}
-		f(t, w, func(name string) *person { return c.person(t, w, s, name) })
-	})
+	forEachKind(t, func(t *testing.T, w *world) { c.with(t, w, f) })
+}
+
+// with runs f on the world w in this browser, with a fresh screenshot
+// folder.
+func (c *chrome) with(t *testing.T, w *world, f func(t *testing.T, w *world, people func(name string) *person)) {
+	t.Helper()
+	s := &shots{dir: filepath.Join(artifactDir(), t.Name()),
+		readme: *readme && strings.HasSuffix(t.Name(), "/"+dbtest.SQLiteMemory.String())}
+	if err := os.RemoveAll(s.dir); err != nil {
+		t.Fatal(err)
+	}
+	f(t, w, func(name string) *person { return c.person(t, w, s, name) })
+}
+
+// press presses keys (kb's named keys or text, key by key) on whatever
+// has the focus.
+func (p *person) press(keys string, opts ...chromedp.KeyOption) {
+	p.t.Helper()
+	p.run(fmt.Sprintf("press %q", keys), chromedp.KeyEvent(keys, opts...))
 }
 
 // download clicks the link sel, lets the browser save the file (in a
