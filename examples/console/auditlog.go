@@ -131,6 +131,11 @@ func (c *console) auditExport(w http.ResponseWriter, r *http.Request, s *session
 		c.fail(w, r, s, err)
 		return
 	}
+	// The server's write timeout is meant for pages; an export streams for
+	// as long as the log is long, so this response goes without one. (Not
+	// every ResponseWriter can lift it: a test recorder has no deadline to
+	// lift, hence the ignored http.ErrNotSupported.)
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	dl := &download{w: w, format: format}
 	err = c.svc.ExportAudit(ctx(r), s.Me.ID, f, format, dl)
 	switch {
