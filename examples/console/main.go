@@ -35,7 +35,7 @@ import (
 )
 
 // program is what the console says about itself on the terminal.
-var program = serve.Program{Name: "console", ChangePassword: "with Forgot Password on the login page", Redeem: "open /reset-password"}
+var program = serve.Program{Name: "console", ChangePassword: "on the Profile page", Redeem: "open /reset-password"}
 
 func main() {
 	f := serve.ParseFlags("127.0.0.1:8090", "sqlite:kiops-console.db")
