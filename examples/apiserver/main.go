@@ -70,28 +70,23 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/internal/serve"
 )
 
-// program is what the apiserver says about itself on the terminal.
-var program = serve.Program{Name: "apiserver", ChangePassword: "PUT /v1/me/password", Redeem: "POST /v1/password-reset/confirm"}
+// program is the apiserver: what it says about itself on the terminal,
+// and its handler. It has no write timeout: audit exports stream for as
+// long as they take.
+var program = serve.Program{Name: "apiserver", ChangePassword: "PUT /v1/me/password", Redeem: "POST /v1/password-reset/confirm",
+	Handler: func(svc *iam.Service, log *slog.Logger) (http.Handler, error) {
+		return NewHandler(svc, WithLogger(log)), nil
+	}}
 
 func main() {
 	f := serve.ParseFlags("127.0.0.1:8080", "sqlite:kiops-iam.db")
-	serve.Main(program.Name, func(ctx context.Context, term io.Writer, log *slog.Logger) error { return run(ctx, f, term, log) })
-}
-
-// run serves the API until ctx ends, then shuts down gracefully. Messages
-// meant for the operator (the generated password, reset tokens) go to
-// term; opts are extra Service options (tests use them).
-func run(ctx context.Context, f serve.Flags, term io.Writer, log *slog.Logger, opts ...iam.Option) error {
-	svc, done, err := serve.OpenService(ctx, f, program, term, log, opts...)
-	if err != nil {
-		return err
-	}
-	defer done()
-	// No WriteTimeout: audit exports stream for as long as they take.
-	return serve.Run(ctx, serve.Config{Flags: f, Name: program.Name, Handler: NewHandler(svc, WithLogger(log)), Log: log})
+	serve.Main(program.Name, func(ctx context.Context, term io.Writer, log *slog.Logger) error {
+		return program.Run(ctx, f, term, log)
+	})
 }

@@ -31,7 +31,7 @@ func login(t *testing.T, base, email, password string) int {
 func TestRun(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "iam.db")
 	var console iamtest.Buffer
-	base, stop := iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Name: "Platform Admin"}}, &console, run)
+	base, stop := iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Name: "Platform Admin"}}, &console, program.Run)
 	res, err := http.Get(base + "/healthz")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", res, err)
@@ -49,7 +49,7 @@ func TestRun(t *testing.T) {
 	}
 
 	var again iamtest.Buffer
-	base, stop = iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again, run)
+	base, stop = iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again, program.Run)
 	if code := login(t, base, "eve@example.com", "eve's own long passphrase"); code != 401 {
 		t.Errorf("a second bootstrap created an account: login %d", code)
 	}

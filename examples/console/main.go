@@ -28,32 +28,22 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/internal/serve"
 )
 
-// program is what the console says about itself on the terminal.
-var program = serve.Program{Name: "console", ChangePassword: "on the Profile page", Redeem: "open /reset-password"}
+// program is the console: what it says about itself on the terminal,
+// and its handler. The write timeout is for pages; an audit export lifts
+// it for its own response (auditlog.go).
+var program = serve.Program{Name: "console", ChangePassword: "on the Profile page", Redeem: "open /reset-password",
+	Handler: func(svc *iam.Service, log *slog.Logger) (http.Handler, error) { return newConsole(svc, log) }, WriteTimeout: time.Minute}
 
 func main() {
 	f := serve.ParseFlags("127.0.0.1:8090", "sqlite:kiops-console.db")
-	serve.Main(program.Name, func(ctx context.Context, term io.Writer, log *slog.Logger) error { return run(ctx, f, term, log) })
-}
-
-// run serves the console until ctx ends, then shuts down gracefully.
-// Operator messages (the generated password, reset tokens) go to term;
-// opts are extra Service options (tests pass a cheap password hasher).
-func run(ctx context.Context, f serve.Flags, term io.Writer, log *slog.Logger, opts ...iam.Option) error {
-	svc, done, err := serve.OpenService(ctx, f, program, term, log, opts...)
-	if err != nil {
-		return err
-	}
-	defer done()
-	h, err := newConsole(svc, log)
-	if err != nil {
-		return err
-	}
-	return serve.Run(ctx, serve.Config{Flags: f, Name: program.Name, Handler: h, Log: log, WriteTimeout: time.Minute})
+	serve.Main(program.Name, func(ctx context.Context, term io.Writer, log *slog.Logger) error {
+		return program.Run(ctx, f, term, log)
+	})
 }

@@ -38,7 +38,7 @@ func signIn(t *testing.T, base, email, password string) bool {
 func TestRun(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "console.db")
 	var term iamtest.Buffer
-	base, stop := iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Name: "Platform Admin"}}, &term, run)
+	base, stop := iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Name: "Platform Admin"}}, &term, program.Run)
 	m := regexp.MustCompile(`email: +(\S+)\n +password: +(\S+)`).FindStringSubmatch(term.String())
 	if m == nil {
 		t.Fatalf("no generated password on the terminal:\n%s", term.String())
@@ -56,7 +56,7 @@ func TestRun(t *testing.T) {
 	}
 
 	var again iamtest.Buffer
-	base, stop = iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again, run)
+	base, stop = iamtest.StartProgram(t, serve.Flags{DB: db, Admin: serve.Admin{Email: "eve@example.com", Password: "eve's own long passphrase", Name: "Eve"}}, &again, program.Run)
 	if signIn(t, base, "eve@example.com", "eve's own long passphrase") {
 		t.Error("a second start created another PlatformAdmin")
 	}

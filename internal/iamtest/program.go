@@ -57,7 +57,7 @@ func Start(t testing.TB, run func(ctx context.Context, listening func(net.Addr))
 	return "", nil
 }
 
-// StartProgram runs an example program's run function on f in the
+// StartProgram runs an example program (run is its serve.Program.Run) on f in the
 // background (see Start): on a free loopback port, with a quiet log, a
 // cheap password hasher and a short shutdown, writing its terminal to term.
 func StartProgram(t *testing.T, f serve.Flags, term io.Writer,

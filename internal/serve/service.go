@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/internal/dbopen"
@@ -48,7 +50,8 @@ func (a *Admin) FromEnv() {
 // random password when no --admin-email is given.
 const DefaultAdminEmail = "admin@localhost"
 
-// Program is what OpenService says on the terminal about the program.
+// Program is an example program: what OpenService says about it on the
+// terminal, and the server it runs (see Program.Run).
 type Program struct {
 	// Name is the program's name ("apiserver").
 	Name string
@@ -56,6 +59,27 @@ type Program struct {
 	ChangePassword string
 	// Redeem says where a printed reset token is used.
 	Redeem string
+	// Handler builds the program's HTTP handler over the Service.
+	Handler func(svc *iam.Service, log *slog.Logger) (http.Handler, error)
+	// WriteTimeout bounds writing a response (see Config).
+	WriteTimeout time.Duration
+}
+
+// Run serves p until ctx ends, then shuts down gracefully: it opens the
+// Service for f (OpenService, with opts), serves p.Handler over it on
+// f.Addr (the package's Run) and closes the Service. Operator messages
+// (the generated password, reset tokens) go to term.
+func (p Program) Run(ctx context.Context, f Flags, term io.Writer, log *slog.Logger, opts ...iam.Option) error {
+	svc, done, err := OpenService(ctx, f, p, term, log, opts...)
+	if err != nil {
+		return err
+	}
+	defer done()
+	h, err := p.Handler(svc, log)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, Config{Flags: f, Name: p.Name, Handler: h, Log: log, WriteTimeout: p.WriteTimeout})
 }
 
 // OpenService opens the database f.DB (sqlite:PATH or a postgres:// URL),
