@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiops/iam/audit"
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/identity"
 )
 
 // The Audit Log page. Who may read which org's log is the Service's
@@ -27,7 +28,7 @@ type auditData struct {
 	// AllLabel names the "no org chosen" choice, which the Service scopes
 	// to every org the person may see; "" when there is only one.
 	AllLabel      string
-	Orgs          []orgRef
+	Orgs          []identity.Org
 	Actions       []audit.Action
 	Events        []auditRow
 	Older, Newest string // paging links, "" when there is no such page

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,7 +144,7 @@ func (c *console) home(w http.ResponseWriter, r *http.Request, s *session) {
 
 type usersData struct {
 	Tab          string // pending, org or all
-	Org          orgRef
+	Org          identity.Org
 	PendingCount int
 	CountKnown   bool
 	Period       string
@@ -158,25 +159,25 @@ type usersData struct {
 // first org the person manages. An org they may not manage is passed on
 // all the same: the Service refuses it (as not found) and records the
 // attempt.
-func pickOrg(r *http.Request, s *session) (orgRef, bool) {
+func pickOrg(r *http.Request, s *session) (identity.Org, bool) {
 	if id := r.URL.Query().Get("org"); id != "" {
 		return s.org(authz.OrgID(id)), true
 	}
 	if len(s.Manages) == 0 {
-		return orgRef{}, false
+		return identity.Org{}, false
 	}
 	return s.Manages[0], true
 }
 
 // org names id as the person's org listing does; an org outside it is
 // shown by its id (the Service will refuse it).
-func (s *session) org(id authz.OrgID) orgRef {
+func (s *session) org(id authz.OrgID) identity.Org {
 	for _, o := range s.Orgs {
 		if o.ID == id {
 			return o
 		}
 	}
-	return orgRef{ID: id, Name: string(id)}
+	return identity.Org{ID: id, Name: string(id)}
 }
 
 // usersView starts the User Management page on tab: the org, and the
@@ -368,7 +369,7 @@ func (c *console) remove(w http.ResponseWriter, r *http.Request, s *session) {
 // Permission Management.
 
 type permissionsData struct {
-	Org        orgRef
+	Org        identity.Org
 	Members    []iam.Member
 	Next       string
 	Selected   *iam.Member
@@ -395,12 +396,17 @@ func (c *console) permissionsPage(w http.ResponseWriter, r *http.Request, s *ses
 			c.fail(w, r, s, err)
 			return
 		}
-		m, err := c.findMember(r, s, org.ID, id)
-		if err != nil {
-			c.fail(w, r, s, err)
-			return
+		// Usually on the page just read; only otherwise paged for.
+		if i := slices.IndexFunc(d.Members, func(m iam.Member) bool { return m.ID == id }); i >= 0 {
+			d.Selected = &d.Members[i]
+		} else {
+			m, err := c.findMember(r, s, org.ID, id)
+			if err != nil {
+				c.fail(w, r, s, err)
+				return
+			}
+			d.Selected = &m
 		}
-		d.Selected = &m
 	}
 	c.render(w, r, http.StatusOK, "permissions", view{Title: "Permission Management", Nav: "permissions", S: s, Notice: notice(r), Data: d})
 }
@@ -434,8 +440,8 @@ var featureNames = map[authz.Category]string{
 type featureData struct {
 	Name     string
 	Category authz.Category
-	Org      orgRef
-	Orgs     []orgRef
+	Org      identity.Org
+	Orgs     []identity.Org
 }
 
 func (c *console) featurePage(w http.ResponseWriter, r *http.Request, s *session) {

@@ -22,7 +22,7 @@ type profileData struct {
 }
 
 type membershipRow struct {
-	Org orgRef
+	Org identity.Org
 	authz.Membership
 	Every bool // a Manager holds every category of the org, granted or not
 }

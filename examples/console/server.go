@@ -61,6 +61,7 @@ import (
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/authz"
+	"github.com/kiops/iam/identity"
 )
 
 //go:embed templates/*.html
@@ -175,15 +176,10 @@ type session struct {
 	// Manages lists the orgs the person manages: every org for a
 	// PlatformAdmin, the orgs where they are Manager otherwise. It only
 	// shapes the menus; the Service decides every call.
-	Manages []orgRef
+	Manages []identity.Org
 	// Orgs lists the orgs where feature pages can open: every org for a
 	// PlatformAdmin, the person's own orgs otherwise.
-	Orgs []orgRef
-}
-
-type orgRef struct {
-	ID   authz.OrgID
-	Name string
+	Orgs []identity.Org
 }
 
 // ctx is the request's context with the client's address, which the
@@ -249,11 +245,10 @@ func (c *console) authed(h func(http.ResponseWriter, *http.Request, *session)) h
 			c.fail(w, r, nil, err)
 			return
 		}
+		s.Orgs = orgs
 		for _, o := range orgs {
-			ref := orgRef{o.ID, o.Name}
-			s.Orgs = append(s.Orgs, ref)
 			if s.Me.PlatformAdmin || s.Me.Memberships[o.ID].Role == authz.Manager {
-				s.Manages = append(s.Manages, ref)
+				s.Manages = append(s.Manages, o)
 			}
 		}
 		h(w, r, s)
