@@ -70,23 +70,21 @@ func (s *Service) ReactivateUser(ctx context.Context, actor, target authz.UserID
 // the policy agree, and ends p's sessions and reset tokens on
 // deactivation.
 func (c *change) setStatus(p person, to identity.Status) error {
-	u := p.user
-	before := u.Status
-	u.Status, u.UpdatedAt = to, c.event.Time
-	if err := c.ids.UpdateUser(c.ctx, u); err != nil {
+	id := p.user.ID
+	if err := c.ids.UpdateUser(c.ctx, id, identity.UserUpdate{Status: to, At: c.event.Time}); err != nil {
 		return err
 	}
 	off := to == identity.Deactivated
 	if off {
-		if err := c.endSessions(u.ID); err != nil {
+		if err := c.endSessions(id); err != nil {
 			return err
 		}
 	}
-	if err := c.tx.SetDeactivated(u.ID, off); err != nil {
+	if err := c.tx.SetDeactivated(id, off); err != nil {
 		return err
 	}
-	c.apply(func(e *authz.Engine) error { return e.SetDeactivated(u.ID, off) })
-	return c.event.SetChange(map[string]any{"status": before}, map[string]any{"status": to})
+	c.apply(func(e *authz.Engine) error { return e.SetDeactivated(id, off) })
+	return c.event.SetChange(map[string]any{"status": p.user.Status}, map[string]any{"status": to})
 }
 
 // endSessions ends every session and outstanding reset token of user.

@@ -43,10 +43,9 @@ func (s *Service) ChangeName(ctx context.Context, actor authz.UserID, name strin
 	ev := audit.NewEvent(s.cfg.now(), actor, audit.ProfileNameChange)
 	ev.Target = actor
 	return s.record(ctx, ev, func(c *change) error {
-		// Held before the read: UpdateUser writes back the whole account
-		// as read here, so a password change or a deactivation committing
-		// in between would be undone. (A malformed actor is refused by
-		// c.actor as unauthenticated.)
+		// Held before the read, so that the event's "before" is the name
+		// this change replaces: two name changes take turns. (A malformed
+		// actor is refused by c.actor as unauthenticated.)
 		if actor.Valid() {
 			if err := c.tx.HoldUser(actor); err != nil {
 				return err
@@ -56,13 +55,10 @@ func (s *Service) ChangeName(ctx context.Context, actor authz.UserID, name strin
 		if err != nil {
 			return err
 		}
-		u := p.user
-		before := u.Name
-		u.Name, u.UpdatedAt = name, c.event.Time
-		if err := c.ids.UpdateUser(ctx, u); err != nil {
+		if err := c.ids.UpdateUser(ctx, actor, identity.UserUpdate{Name: name, At: c.event.Time}); err != nil {
 			return err
 		}
-		return c.event.SetChange(map[string]string{"name": before}, map[string]string{"name": name})
+		return c.event.SetChange(map[string]string{"name": p.user.Name}, map[string]string{"name": name})
 	})
 }
 
@@ -122,8 +118,7 @@ func (c *change) setPassword(s *Service, u identity.User, password string) (iden
 	if err != nil {
 		return identity.Token{}, err
 	}
-	u.PasswordHash, u.UpdatedAt = hash, c.event.Time
-	if err := c.ids.UpdateUser(c.ctx, u); err != nil {
+	if err := c.ids.UpdateUser(c.ctx, u.ID, identity.UserUpdate{PasswordHash: hash, At: c.event.Time}); err != nil {
 		return identity.Token{}, err
 	}
 	if err := c.endSessions(u.ID); err != nil {

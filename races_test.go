@@ -1,10 +1,12 @@
 package iam_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/authz"
 	"github.com/kiops/iam/internal/dbtest"
 )
@@ -76,10 +78,10 @@ func TestLoginRacingSessionEnd(t *testing.T) {
 	})
 }
 
-// TestChangeNameRacingPasswordChange: a name change writes back the
-// account row it read; a password change committing in between must not
-// be undone by it (the old password working again). ChangeName now holds
-// the account before reading it (gormstore.Tx.HoldUser).
+// TestChangeNameRacingPasswordChange: a password change committing while
+// a name change's transaction is open must not be undone by it (the old
+// password working again). ChangeName holds the account before reading
+// it (gormstore.Tx.HoldUser) and writes only the name.
 func TestChangeNameRacingPasswordChange(t *testing.T) {
 	forEachKind(t, func(t *testing.T, e *env) {
 		o := e.org("Seoul DC")
@@ -101,4 +103,101 @@ func TestChangeNameRacingPasswordChange(t *testing.T) {
 			t.Fatalf("the new password: %v", err)
 		}
 	})
+}
+
+// TestAccountWritesRacingNameChange: the other way round, a name change
+// committing while another change to the account has read it and not yet
+// written it. TestCrashRecovery found it on PostgreSQL: the account store
+// wrote back the whole account as that change had read it, so a
+// reactivation restored the old name over the new one, and the audit log
+// told a name the table did not hold. Now each change writes only its own
+// fields (identity.UserUpdate), and both stick in either order.
+func TestAccountWritesRacingNameChange(t *testing.T) {
+	const next = "a different horse, staple and battery"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, e *env, u authz.UserID) string // before the race: what write needs
+		write func(e *env, u authz.UserID, arg string) error
+		check func(t *testing.T, e *env, u authz.UserID, email string) // the write stuck
+	}{
+		{"DeactivateUser", nil,
+			func(e *env, u authz.UserID, _ string) error { return e.svc.DeactivateUser(e.ctx, e.admin, u) },
+			func(t *testing.T, e *env, u authz.UserID, _ string) {
+				wantStatus(t, e, u, "deactivated")
+			}},
+		{"ChangePassword", nil,
+			func(e *env, u authz.UserID, _ string) error {
+				_, err := e.svc.ChangePassword(e.ctx, u, pw, next)
+				return err
+			},
+			func(t *testing.T, e *env, _ authz.UserID, email string) { wantPassword(t, e, email, next) }},
+		{"ResetPassword",
+			func(t *testing.T, e *env, u authz.UserID) string {
+				e.must(e.svc.StartPasswordReset(e.ctx, e.admin, u, ""))
+				return e.mail.Next(t).Token.Reveal()
+			},
+			func(e *env, _ authz.UserID, token string) error {
+				_, err := e.svc.ResetPassword(e.ctx, token, next)
+				return err
+			},
+			func(t *testing.T, e *env, _ authz.UserID, email string) { wantPassword(t, e, email, next) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachKind(t, func(t *testing.T, e *env) {
+				o := e.org("Seoul DC")
+				// interleave runs the write twice: first on a stand-in,
+				// to find its UPDATE, then on joon, with the rename racing.
+				emails := []string{"stand-in@example.com", "joon@example.com"}
+				users := make([]authz.UserID, len(emails))
+				args := make([]string, len(emails))
+				for i, email := range emails {
+					users[i] = e.member(email, o, authz.Member, authz.NewCategorySet(authz.Infra))
+					if tc.setup != nil {
+						args[i] = tc.setup(t, e, users[i])
+					}
+				}
+				var before string
+				e.must(e.db.Table("iam_users").Where("id = ?", string(users[1])).Pluck("name", &before).Error)
+				round := 0
+				writeErr, renameErr := interleave(t, e, "UPDATE", "iam_users",
+					func() error { round++; return tc.write(e, users[round-1], args[round-1]) },
+					func() error { return e.svc.ChangeName(e.ctx, users[1], "Joon Park") })
+				e.must(writeErr)
+				want := "Joon Park"
+				if tc.name == "DeactivateUser" && errors.Is(renameErr, iam.ErrUnauthenticated) {
+					// Where writes take turns (SQLite), the rename waits
+					// and then finds the account deactivated.
+					want = before
+				} else {
+					e.must(renameErr)
+				}
+				var name string
+				e.must(e.db.Table("iam_users").Where("id = ?", string(users[1])).Pluck("name", &name).Error)
+				if name != want {
+					t.Fatalf("name = %q after the rename raced the %s, want %q", name, tc.name, want)
+				}
+				tc.check(t, e, users[1], emails[1])
+				e.restartAgrees()
+			})
+		})
+	}
+}
+
+func wantStatus(t *testing.T, e *env, u authz.UserID, want string) {
+	t.Helper()
+	var status string
+	e.must(e.db.Table("iam_users").Where("id = ?", string(u)).Pluck("status", &status).Error)
+	if status != want {
+		t.Fatalf("status = %q, want %q", status, want)
+	}
+}
+
+func wantPassword(t *testing.T, e *env, email, password string) {
+	t.Helper()
+	if _, err := e.svc.Login(e.ctx, email, password); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	if _, err := e.svc.Login(e.ctx, email, pw); err == nil {
+		t.Fatal("the old password still works")
+	}
 }

@@ -57,10 +57,11 @@ func (s *Service) Login(ctx context.Context, email, password string) (identity.T
 		}
 		c.event.Actor = u.ID
 		if s.hasher.NeedsRehash(u.PasswordHash) {
-			if u.PasswordHash, err = s.hasher.Hash(password); err != nil {
+			hash, err := s.hasher.Hash(password)
+			if err != nil {
 				return err
 			}
-			if err := c.ids.UpdateUser(ctx, u); err != nil {
+			if err := c.ids.UpdateUser(ctx, u.ID, identity.UserUpdate{PasswordHash: hash, At: c.event.Time}); err != nil {
 				return err
 			}
 		}

@@ -59,11 +59,11 @@ type Store interface {
 	UserByEmail(ctx context.Context, email string) (User, error)
 	// Users returns every live user, by email.
 	Users(ctx context.Context) ([]User, error)
-	// UpdateUser writes u's Name, PasswordHash, Status and UpdatedAt to the
-	// live user u.ID; its Email and CreatedAt are not changed (u's are
-	// ignored). A name that is not clean or an invalid status is
-	// ErrInvalid; a deleted or missing user is ErrNotFound.
-	UpdateUser(ctx context.Context, u User) error
+	// UpdateUser writes the fields up sets, and up.At as UpdatedAt, to
+	// the live user id, in one statement; the others stay as they are
+	// (see UserUpdate). An up that does not validate is ErrInvalid; a
+	// deleted or missing user is ErrNotFound.
+	UpdateUser(ctx context.Context, id authz.UserID, up UserUpdate) error
 	// DeleteUser soft-deletes the live user id at the given time: it is no
 	// longer found by User, UserByEmail or Users, and its email is free
 	// for a new account with a new ID, which inherits nothing. The row

@@ -92,16 +92,83 @@ func (u User) Validate() error {
 	} else if e != u.Email {
 		return &authz.InvalidError{Field: "email", Value: u.Email, Reason: "not in canonical form (see identity.CanonicalEmail)"}
 	}
-	if n, err := CleanName(u.Name); err != nil {
+	if err := checkName(u.Name); err != nil {
 		return err
-	} else if n != u.Name {
-		return &authz.InvalidError{Field: "name", Value: u.Name, Reason: "not in clean form (see identity.CleanName)"}
 	}
-	if !u.Status.Valid() {
-		return &authz.InvalidError{Field: "status", Value: u.Status.String(), Reason: "not a status"}
+	if err := checkStatus(u.Status); err != nil {
+		return err
 	}
 	if u.CreatedAt.IsZero() {
 		return &authz.InvalidError{Field: "created at", Value: "", Reason: "missing"}
+	}
+	return nil
+}
+
+// UserUpdate is a change to one live account. The fields it sets are
+// written and its zero fields are left as the account has them, so that
+// two changes to different fields of one account (a name change and a
+// deactivation, say) never undo each other, whatever their order: no
+// caller writes back a copy of the account it read earlier. At, the new
+// UpdatedAt, is required. A password hash cannot be cleared this way.
+type UserUpdate struct {
+	Name         string // CleanName(Name) == Name, or "" to keep the name
+	PasswordHash string // a PHC string Hasher.Hash returned, or "" to keep it
+	Status       Status // or 0 to keep the status
+	At           time.Time
+}
+
+// Validate reports whether up can be applied: something to change, a
+// clean name and a valid status where set, and a time. Any fault is an
+// error matching authz.ErrInvalid. Stores call it before they write.
+func (up UserUpdate) Validate() error {
+	if up.Name == "" && up.PasswordHash == "" && up.Status == 0 {
+		return &authz.InvalidError{Field: "user update", Value: "", Reason: "changes nothing"}
+	}
+	if up.Name != "" {
+		if err := checkName(up.Name); err != nil {
+			return err
+		}
+	}
+	if up.Status != 0 {
+		if err := checkStatus(up.Status); err != nil {
+			return err
+		}
+	}
+	if up.At.IsZero() {
+		return &authz.InvalidError{Field: "updated at", Value: "", Reason: "missing"}
+	}
+	return nil
+}
+
+// Apply returns u as up leaves it: the fields up sets, and up.At as
+// UpdatedAt. It does not validate up.
+func (up UserUpdate) Apply(u User) User {
+	if up.Name != "" {
+		u.Name = up.Name
+	}
+	if up.PasswordHash != "" {
+		u.PasswordHash = up.PasswordHash
+	}
+	if up.Status != 0 {
+		u.Status = up.Status
+	}
+	u.UpdatedAt = up.At
+	return u
+}
+
+// checkName refuses a name that is not in clean form.
+func checkName(name string) error {
+	if n, err := CleanName(name); err != nil {
+		return err
+	} else if n != name {
+		return &authz.InvalidError{Field: "name", Value: name, Reason: "not in clean form (see identity.CleanName)"}
+	}
+	return nil
+}
+
+func checkStatus(s Status) error {
+	if !s.Valid() {
+		return &authz.InvalidError{Field: "status", Value: s.String(), Reason: "not a status"}
 	}
 	return nil
 }

@@ -348,34 +348,33 @@ func (s *identityStore) Users(ctx context.Context) ([]identity.User, error) {
 	return out, nil
 }
 
-// UpdateUser implements identity.Store.
-func (s *identityStore) UpdateUser(ctx context.Context, u identity.User) error {
+// UpdateUser implements identity.Store: one UPDATE of the columns up
+// sets, so a concurrent change to another column is never overwritten.
+func (s *identityStore) UpdateUser(ctx context.Context, id authz.UserID, up identity.UserUpdate) error {
 	const op = "update user"
-	if n, err := identity.CleanName(u.Name); err != nil {
+	if err := up.Validate(); err != nil {
 		return wrap(op, err)
-	} else if n != u.Name {
-		return wrap(op, &authz.InvalidError{Field: "name", Value: u.Name, Reason: "not in clean form (see identity.CleanName)"})
 	}
-	if !u.Status.Valid() {
-		return wrap(op, &authz.InvalidError{Field: "status", Value: u.Status.String(), Reason: "not a status"})
+	if !id.Valid() {
+		return wrap(op, notFound(fmt.Sprintf("user %q", string(id))))
 	}
-	if !u.ID.Valid() {
-		return wrap(op, notFound(fmt.Sprintf("user %q", string(u.ID))))
+	cols := map[string]any{"updated_at": dbTime(up.At)}
+	if up.Name != "" {
+		cols["name"] = up.Name
+	}
+	if up.PasswordHash != "" {
+		cols["password_hash"] = up.PasswordHash
+	}
+	if up.Status != 0 {
+		cols["status"] = up.Status.String()
 	}
 	return s.write(ctx, op, func(db *gorm.DB) error {
-		res := db.Model(&userRow{}).
-			Where("id = ? AND deleted_at IS NULL", string(u.ID)).
-			Updates(map[string]any{
-				"name":          u.Name,
-				"password_hash": u.PasswordHash,
-				"status":        u.Status.String(),
-				"updated_at":    dbTime(u.UpdatedAt),
-			})
+		res := db.Model(&userRow{}).Where("id = ? AND deleted_at IS NULL", string(id)).Updates(cols)
 		if res.Error != nil {
 			return failed(res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return notFound("user " + string(u.ID))
+			return notFound("user " + string(id))
 		}
 		return nil
 	})

@@ -235,21 +235,19 @@ func (s *Store) Users(context.Context) ([]identity.User, error) {
 }
 
 // UpdateUser implements identity.Store.
-func (s *Store) UpdateUser(_ context.Context, u identity.User) error {
+func (s *Store) UpdateUser(_ context.Context, id authz.UserID, up identity.UserUpdate) error {
+	if err := up.Validate(); err != nil {
+		return err
+	}
 	if err := s.begin("UpdateUser"); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	r := s.live(u.ID)
+	r := s.live(id)
 	if r == nil {
-		return notFound("no user " + string(u.ID))
+		return notFound("no user " + string(id))
 	}
-	next := r.User
-	next.Name, next.PasswordHash, next.Status, next.UpdatedAt = u.Name, u.PasswordHash, u.Status, u.UpdatedAt
-	if err := next.Validate(); err != nil {
-		return err
-	}
-	r.User = next
+	r.User = up.Apply(r.User)
 	return nil
 }
 

@@ -22,7 +22,7 @@ import (
 // It checks every contract of the interface's documentation: not-found
 // and conflict kinds, ordering, unique live emails (the caller
 // canonicalizes with identity.CanonicalEmail), soft deletion freeing the
-// email for a new account, UpdateUser leaving Email and CreatedAt alone,
+// email for a new account, UpdateUser writing only the fields it is given,
 // session deletion per user, reset tokens that work once (also when two
 // goroutines redeem one together), expire, and are voided by a newer one,
 // housekeeping, and times read back equal to the microsecond.
@@ -256,27 +256,44 @@ func testUpdateUser(t *testing.T, s identity.Store) {
 	ctx := context.Background()
 	u := user(t, "erin@example.com", "Erin")
 	ok(t, s.CreateUser(ctx, u))
+	const hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHRuZXc$bmV3a2V5bmV3a2V5bmV3a2V5bmV3a2V5bmV3a2U"
 
-	next := u
-	next.Name = "Erin Ó Briain"
-	next.PasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHRuZXc$bmV3a2V5bmV3a2V5bmV3a2V5bmV3a2V5bmV3a2U"
-	next.Status = identity.Deactivated
-	next.UpdatedAt = t0.Add(time.Hour + time.Microsecond)
-	// Email and CreatedAt are not UpdateUser's to change.
-	next.Email = "mallory@example.com"
-	next.CreatedAt = t0.Add(-time.Hour)
-	ok(t, s.UpdateUser(ctx, next))
+	// Each update writes the fields it sets and keeps every other one, so
+	// that changes to different fields, made from copies read at the same
+	// time, all stick. Email and CreatedAt are never UpdateUser's to change.
+	want := u
+	for i, step := range []struct {
+		up         identity.UserUpdate
+		name, hash string // wanted after it
+		status     identity.Status
+	}{
+		{identity.UserUpdate{Name: "Erin Ó Briain"}, "Erin Ó Briain", u.PasswordHash, identity.Active},
+		{identity.UserUpdate{Status: identity.Deactivated}, "Erin Ó Briain", u.PasswordHash, identity.Deactivated},
+		{identity.UserUpdate{PasswordHash: hash}, "Erin Ó Briain", hash, identity.Deactivated},
+		{identity.UserUpdate{Name: "Erin", PasswordHash: u.PasswordHash, Status: identity.Active}, "Erin", u.PasswordHash, identity.Active},
+	} {
+		step.up.At = t0.Add(time.Duration(i+1)*time.Hour + time.Microsecond)
+		ok(t, s.UpdateUser(ctx, u.ID, step.up))
+		want.Name, want.PasswordHash, want.Status, want.UpdatedAt = step.name, step.hash, step.status, step.up.At
+		got, err := s.User(ctx, u.ID)
+		ok(t, err)
+		sameUser(t, got, want)
+	}
 
-	want := next
-	want.Email, want.CreatedAt = u.Email, u.CreatedAt
+	at := t0.Add(time.Hour)
+	wantKind(t, s.UpdateUser(ctx, authz.NewUserID(), identity.UserUpdate{Name: "Ghost", At: at}), authz.ErrNotFound)
+	for _, bad := range []identity.UserUpdate{
+		{At: at},                             // changes nothing
+		{Name: "Erin"},                       // no time
+		{Name: "Erin\x00", At: at},           // not a clean name
+		{Name: " Erin", At: at},              // not in clean form
+		{Status: identity.Status(9), At: at}, // not a status
+	} {
+		wantKind(t, s.UpdateUser(ctx, u.ID, bad), authz.ErrInvalid)
+	}
 	got, err := s.User(ctx, u.ID)
 	ok(t, err)
-	sameUser(t, got, want)
-	_, err = s.UserByEmail(ctx, "mallory@example.com")
-	wantKind(t, err, authz.ErrNotFound)
-
-	missing := user(t, "ghost@example.com", "Ghost")
-	wantKind(t, s.UpdateUser(ctx, missing), authz.ErrNotFound)
+	sameUser(t, got, want) // nothing written
 }
 
 func testSoftDelete(t *testing.T, s identity.Store) {
@@ -297,7 +314,7 @@ func testSoftDelete(t *testing.T, s identity.Store) {
 		t.Fatalf("Users after deletion = %v, want only %v", all, other.ID)
 	}
 	wantKind(t, s.DeleteUser(ctx, old.ID, t0.Add(2*time.Minute)), authz.ErrNotFound)
-	wantKind(t, s.UpdateUser(ctx, old), authz.ErrNotFound)
+	wantKind(t, s.UpdateUser(ctx, old.ID, identity.UserUpdate{Name: "Frank", At: t0.Add(time.Hour)}), authz.ErrNotFound)
 	wantKind(t, s.DeleteUser(ctx, authz.NewUserID(), t0), authz.ErrNotFound)
 
 	// The email is free for a new account, which is a new user.
@@ -500,9 +517,7 @@ func testInvalidInput(t *testing.T, s identity.Store) {
 	noStatus.Status = 0
 	wantKind(t, s.CreateUser(ctx, noStatus), authz.ErrInvalid)
 	ok(t, s.CreateUser(ctx, u))
-	badName := u
-	badName.Name = "Ivy\x00"
-	wantKind(t, s.UpdateUser(ctx, badName), authz.ErrInvalid)
+	wantKind(t, s.UpdateUser(ctx, u.ID, identity.UserUpdate{Name: "Ivy\x00", At: t0.Add(time.Hour)}), authz.ErrInvalid)
 	got, err := s.User(ctx, u.ID)
 	ok(t, err)
 	sameUser(t, got, u) // nothing written
