@@ -19,7 +19,8 @@
 //	IAM_ADMIN_EMAIL=ada@example.com IAM_ADMIN_PASSWORD='a long passphrase' go run ./examples/apiserver
 //	go run ./examples/apiserver --db 'postgres://user@127.0.0.1:5432/iam?sslmode=disable' --addr :8080
 //
-// Flags: --addr, --db (sqlite:PATH or a postgres:// URL), --admin-email,
+// Flags: --addr, --db (sqlite:PATH or a postgres:// URL), --tls-cert and
+// --tls-key (PEM files: serve HTTPS instead of HTTP), --admin-email,
 // --admin-password and --admin-name (or IAM_ADMIN_EMAIL,
 // IAM_ADMIN_PASSWORD, IAM_ADMIN_NAME). The administrator is created only
 // when the platform has no PlatformAdmin yet; without --admin-email, such

@@ -13,7 +13,8 @@
 //	IAM_ADMIN_EMAIL=ada@example.com IAM_ADMIN_PASSWORD='a long passphrase' go run ./examples/console
 //	go run ./examples/console --db 'postgres://user@127.0.0.1:5432/iam?sslmode=disable'
 //
-// Flags: --addr, --db (sqlite:PATH or a postgres:// URL), --admin-email,
+// Flags: --addr, --db (sqlite:PATH or a postgres:// URL), --tls-cert and
+// --tls-key (PEM files: serve HTTPS instead of HTTP), --admin-email,
 // --admin-password and --admin-name (or IAM_ADMIN_EMAIL,
 // IAM_ADMIN_PASSWORD, IAM_ADMIN_NAME). The first PlatformAdmin is created
 // only when the platform has none; without --admin-email it is

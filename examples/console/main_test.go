@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,5 +71,38 @@ func TestRun(t *testing.T) {
 	}
 	if strings.Contains(again.String(), "password:") {
 		t.Errorf("a restart printed a password:\n%s", again.String())
+	}
+}
+
+// TestRunTLS: with --tls-cert and --tls-key the console serves HTTPS only,
+// and its cookies are Secure there (TestCookieAttributes checks every
+// attribute on both schemes).
+func TestRunTLS(t *testing.T) {
+	cert, key, client := iamtest.TLSFiles(t)
+	f := serve.Flags{DB: "sqlite:" + filepath.Join(t.TempDir(), "console.db"), TLSCert: cert, TLSKey: key, Admin: serve.Admin{Name: "Platform Admin"}}
+	base, stop := iamtest.StartProgram(t, f, io.Discard, program.Run)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("base URL %s", base)
+	}
+	res, err := client.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, res)
+	if res.StatusCode != http.StatusOK || res.TLS == nil || res.TLS.Version < tls.VersionTLS12 {
+		t.Fatalf("GET /login over TLS: %s, %+v", res.Status, res.TLS)
+	}
+	if cs := res.Cookies(); len(cs) == 0 || !slices.ContainsFunc(cs, func(c *http.Cookie) bool { return c.Secure }) || slices.ContainsFunc(cs, func(c *http.Cookie) bool { return !c.Secure }) {
+		t.Errorf("cookies over TLS: %v, want every one Secure", cs)
+	}
+	// Plain HTTP on the same port gets no page.
+	if res, err := http.Get("http" + strings.TrimPrefix(base, "https") + "/login"); err == nil {
+		body := readAll(t, res)
+		if res.StatusCode == http.StatusOK || strings.Contains(body, "csrf") {
+			t.Errorf("plain HTTP on the TLS port: %s\n%s", res.Status, body)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 }

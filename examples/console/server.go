@@ -31,8 +31,10 @@ package main
 // every request is identified by Service.Authenticate, so Logout, a
 // password change or a deactivation end the console session at once. The
 // cookie is HttpOnly, SameSite=Lax, Path=/, Secure when the request came
-// over TLS, and lives as long as the browser session (the Service bounds
-// the session's lifetime itself).
+// over TLS (--tls-cert and --tls-key), and lives as long as the browser
+// session (the Service bounds the session's lifetime itself). Behind a
+// proxy that ends TLS the console sees plain HTTP and the cookie is not
+// Secure: serve TLS to the proxy too.
 //
 // Every form carries a CSRF token in a hidden field: an HMAC-SHA256, under
 // a key drawn at start, of what the request's cookie binds it to: the

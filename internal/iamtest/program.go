@@ -3,9 +3,21 @@ package iamtest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,13 +72,62 @@ func Start(t testing.TB, run func(ctx context.Context, listening func(net.Addr))
 // StartProgram runs an example program (run is its serve.Program.Run) on f in the
 // background (see Start): on a free loopback port, with a quiet log, a
 // cheap password hasher and a short shutdown, writing its terminal to term.
+// The base URL is https:// when f has a TLS certificate (see TLSFiles).
 func StartProgram(t *testing.T, f serve.Flags, term io.Writer,
 	run func(ctx context.Context, f serve.Flags, term io.Writer, log *slog.Logger, opts ...iam.Option) error) (string, func() error) {
 	t.Helper()
 	f.Addr, f.ShutdownTimeout = "127.0.0.1:0", 5*time.Second
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return Start(t, func(ctx context.Context, listening func(net.Addr)) error {
+	base, stop := Start(t, func(ctx context.Context, listening func(net.Addr)) error {
 		f.Listening = listening
 		return run(ctx, f, term, quiet, iam.WithPasswordHasher(identity.TestingHasherConfig(t)))
 	})
+	if f.TLSCert != "" {
+		base = "https" + strings.TrimPrefix(base, "http")
+	}
+	return base, stop
+}
+
+// TLSFiles writes a new self-signed certificate for 127.0.0.1 and its key
+// as PEM files in a temporary directory, for serve.Flags' TLSCert and
+// TLSKey, and returns a client that trusts that certificate only.
+func TLSFiles(t testing.TB) (cert, key string, client *http.Client) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for file, block := range map[string]*pem.Block{cert: {Type: "CERTIFICATE", Bytes: der}, key: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parsed, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(parsed)
+	client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	t.Cleanup(client.CloseIdleConnections)
+	return cert, key, client
 }

@@ -20,6 +20,10 @@ type Flags struct {
 	// DB is the database: sqlite:PATH or a postgres:// URL.
 	DB    string
 	Admin Admin
+	// TLSCert and TLSKey, both or neither, are the PEM files of the
+	// certificate and key to serve HTTPS with; without them the program
+	// serves plain HTTP (for loopback, or behind a proxy that ends TLS).
+	TLSCert, TLSKey string
 	// ShutdownTimeout bounds how long shutdown waits for requests under way.
 	ShutdownTimeout time.Duration
 	// Listening, if set, is told the address the server listens on once it
@@ -27,13 +31,16 @@ type Flags struct {
 	Listening func(net.Addr)
 }
 
-// ParseFlags parses the command line (--addr, --db and the admin flags)
+// ParseFlags parses the command line (--addr, --db, --tls-cert,
+// --tls-key and the admin flags)
 // with the program's default address and database, then fills the admin
 // from the environment (see Admin.FromEnv).
 func ParseFlags(addr, db string) Flags {
 	f := Flags{ShutdownTimeout: 10 * time.Second}
 	flag.StringVar(&f.Addr, "addr", addr, "address to listen on")
 	flag.StringVar(&f.DB, "db", db, "database: sqlite:PATH or a postgres:// URL")
+	flag.StringVar(&f.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM file; needs --tls-key)")
+	flag.StringVar(&f.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM file)")
 	f.Admin.Flags(flag.CommandLine)
 	flag.Parse()
 	f.Admin.FromEnv()

@@ -6,6 +6,7 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,13 +36,20 @@ type Config struct {
 
 // Run serves c until ctx ends, then shuts down gracefully: it stops
 // accepting, waits up to c.ShutdownTimeout for requests under way, and
-// returns nil after a clean shutdown.
+// returns nil after a clean shutdown. With c.TLSCert and c.TLSKey it
+// serves HTTPS (TLS 1.2 and later) and nothing else on c.Addr; their
+// files are read before it listens, so a wrong path fails at once.
 func Run(ctx context.Context, c Config) error {
+	tlsConfig, err := c.tlsConfig()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           c.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -50,12 +58,16 @@ func Run(ctx context.Context, c Config) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn),
 	}
-	c.Log.Info(c.Name+": serving", "url", "http://"+ln.Addr().String(), "db", dbopen.Redact(c.DB))
+	scheme, serve := "http", srv.Serve
+	if tlsConfig != nil {
+		scheme, serve = "https", func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+	}
+	c.Log.Info(c.Name+": serving", "url", scheme+"://"+ln.Addr().String(), "db", dbopen.Redact(c.DB))
 	if c.Listening != nil {
 		c.Listening(ln.Addr())
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- serve(ln) }()
 	select {
 	case err := <-served:
 		return err
@@ -71,6 +83,21 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	return nil
+}
+
+// tlsConfig loads f's certificate and key: nil, nil without them.
+func (f Flags) tlsConfig() (*tls.Config, error) {
+	if f.TLSCert == "" && f.TLSKey == "" {
+		return nil, nil
+	}
+	if f.TLSCert == "" || f.TLSKey == "" {
+		return nil, errors.New("give both --tls-cert and --tls-key, or neither")
+	}
+	cert, err := tls.LoadX509KeyPair(f.TLSCert, f.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert and --tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Main is the end of an example program's main: it runs run with a

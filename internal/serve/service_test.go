@@ -3,11 +3,15 @@ package serve_test
 import (
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	iam "github.com/kiops/iam"
 	"github.com/kiops/iam/identity"
+	"github.com/kiops/iam/internal/iamtest"
 	"github.com/kiops/iam/internal/serve"
 )
 
@@ -30,6 +34,27 @@ func TestOpenServiceRefuses(t *testing.T) {
 		if err == nil {
 			done()
 			t.Errorf("OpenService(%+v) opened", f)
+		}
+	}
+}
+
+// TestRunRefusesTLS: the TLS flags come in a pair, and files that do not
+// hold a certificate and its key stop the program before it listens.
+func TestRunRefusesTLS(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cert, key, _ := iamtest.TLSFiles(t)
+	otherCert, _, _ := iamtest.TLSFiles(t)
+	for _, f := range []serve.Flags{
+		{TLSCert: cert},
+		{TLSKey: key},
+		{TLSCert: filepath.Join(t.TempDir(), "missing.pem"), TLSKey: key},
+		{TLSCert: key, TLSKey: cert},
+		{TLSCert: otherCert, TLSKey: key}, // not this key's certificate
+	} {
+		f.Addr, f.ShutdownTimeout = "127.0.0.1:0", time.Second
+		f.Listening = func(a net.Addr) { t.Errorf("Run(%+v) listened on %s", f, a) }
+		if err := serve.Run(t.Context(), serve.Config{Flags: f, Name: "test", Handler: http.NotFoundHandler(), Log: quiet}); err == nil {
+			t.Errorf("Run(%+v) served", f)
 		}
 	}
 }
