@@ -438,10 +438,7 @@ func TestForgotPassword(t *testing.T) {
 	if p.url.Path != "/reset-password" || !p.has("printed on the console") {
 		t.Fatalf("forgot: %d at %s", p.status, p.url)
 	}
-	m := regexp.MustCompile(`reset token: (\S+)`).FindStringSubmatch(w.term.String())
-	if m == nil {
-		t.Fatalf("no token on the terminal: %q", w.term.String())
-	}
+	m := w.term.WaitFor(t, regexp.MustCompile(`reset token: (\S+)`))
 	if p := b.submit("/reset-password", "/reset-password", url.Values{"token": {m[1]}, "password": {"password"}}); p.status != http.StatusUnprocessableEntity {
 		t.Errorf("a weak password: %d", p.status)
 	}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,23 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// WaitFor returns the first match of re in what was written (with its
+// submatches), waiting up to 10 seconds for it: the Service hands reset
+// tokens to the Notifier in the background, after the call returns.
+func (s *Buffer) WaitFor(t testing.TB, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(s.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing matching %s on the terminal:\n%s", re, s.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Start runs an example program's run function in the background, as its
