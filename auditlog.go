@@ -28,9 +28,11 @@ import (
 // own view event. A refused read records a denied audit.AuditView event
 // instead, as every refusal does.
 //
-// Errors: ErrForbidden when actor may see no org's log (or f.Org's, for a
-// Member without audit); ErrNotFound for an f.Org where actor holds no
-// role; ErrInvalid for a malformed filter; ErrUnauthenticated for an
+// Errors: for a Member without the audit category (in f.Org, or in each
+// of their orgs without f.Org), an *authz.InsufficientPermissionsError
+// naming it, the product's "Insufficient permissions"; ErrForbidden when
+// actor holds no role anywhere; ErrNotFound for an f.Org where actor
+// holds no role; ErrInvalid for a malformed filter; ErrUnauthenticated for an
 // inactive actor; a storage failure, also while recording the view.
 func (s *Service) AuditEvents(ctx context.Context, actor authz.UserID, f audit.Filter) ([]audit.Event, error) {
 	var out []audit.Event
@@ -77,7 +79,8 @@ func (s *Service) AuditEvents(ctx context.Context, actor authz.UserID, f audit.F
 // denied audit.AuditExport event and writes nothing.
 //
 // Errors: ErrInvalid for an invalid format or a malformed filter;
-// ErrForbidden, ErrNotFound and ErrUnauthenticated as AuditEvents; all of
+// the refusals of AuditEvents (*authz.InsufficientPermissionsError,
+// ErrForbidden, ErrNotFound, ErrUnauthenticated); all of
 // these before anything is written. A storage failure while reading the
 // log or an error writing to w ends the export midway and is wrapped with
 // "iam: export audit": treat what was written as incomplete. w is not

@@ -535,6 +535,30 @@ func TestScope(t *testing.T) {
 	if _, err := audit.Scope(audit.Filter{}, "nobody", true, nil); !errors.Is(err, authz.ErrInvalid) {
 		t.Errorf("Scope for a malformed viewer = %v, want ErrInvalid", err)
 	}
+
+	// A Member without the audit category gets the product's
+	// "Insufficient permissions", naming the category and the org asked
+	// for (none when they asked for all their orgs); someone with no role
+	// anywhere lacks an org, not a category.
+	for _, tc := range []struct {
+		f   audit.Filter
+		ms  map[authz.OrgID]authz.Membership
+		ipe bool
+	}{
+		{audit.Filter{Org: c}, mixed, true},
+		{audit.Filter{}, map[authz.OrgID]authz.Membership{c: member, authz.NewOrgID(): member}, true},
+		{audit.Filter{}, nil, false},
+	} {
+		_, err := audit.Scope(tc.f, viewer, false, memberships(tc.ms))
+		var ipe *authz.InsufficientPermissionsError
+		if errors.As(err, &ipe) != tc.ipe || !errors.Is(err, authz.ErrForbidden) {
+			t.Errorf("Scope(%+v) = %v, want an InsufficientPermissionsError: %v", tc.f, err, tc.ipe)
+			continue
+		}
+		if tc.ipe && (ipe.Org != tc.f.Org || ipe.User != viewer || ipe.Missing != authz.NewCategorySet(authz.Audit) || ipe.Required != ipe.Missing) {
+			t.Errorf("Scope(%+v) = %+v", tc.f, ipe)
+		}
+	}
 }
 
 // TestScopeAgreesWithCanViewAudit checks Scope against authz's rule for

@@ -101,13 +101,15 @@ func ExampleScope() {
 	f, err := audit.Scope(audit.Filter{}, viewer, false, facts)
 	fmt.Println(f.AllOrgs, len(f.Orgs), f.Orgs[0] == ops, err)
 
+	// In dev the answer is the product's "Insufficient permissions".
 	_, err = audit.Scope(audit.Filter{Org: dev}, viewer, false, facts)
-	fmt.Println(err)
+	var ipe *authz.InsufficientPermissionsError
+	fmt.Println(errors.As(err, &ipe), ipe.Org == dev, ipe.Missing)
 
 	f, _ = audit.Scope(audit.Filter{}, authz.NewUserID(), true, nil)
 	fmt.Println("PlatformAdmin:", f.AllOrgs)
 	// Output:
 	// false 1 true <nil>
-	// authz: viewing the audit log needs the audit category
+	// true true audit
 	// PlatformAdmin: true
 }

@@ -20,12 +20,15 @@ var errNoScope = fmt.Errorf("%w: you may view the audit log of no organization",
 // IsPlatformAdmin and Memberships. Scope holds no rule of its own.
 //
 // With f.Org set, the viewer must be allowed in that org, and the scope is
-// that org alone; otherwise Scope returns CanViewAudit's error for it
-// (authz.ErrForbidden for a Member without the audit category,
-// authz.ErrNotFound for an org in which viewer holds no role, as if it did
-// not exist). Without f.Org, the scope is AllOrgs for a PlatformAdmin and
-// otherwise every org where viewer is allowed, in sorted order; if there
-// is none, the error is authz.ErrForbidden. An org whose facts
+// that org alone; otherwise Scope returns CanViewAudit's error for it (an
+// *authz.InsufficientPermissionsError naming the audit category and f.Org
+// for a Member without that category, authz.ErrNotFound for an org in
+// which viewer holds no role, as if it did not exist). Without f.Org, the
+// scope is AllOrgs for a PlatformAdmin and otherwise every org where
+// viewer is allowed, in sorted order; if there is none, the error is an
+// *authz.InsufficientPermissionsError with no Org when viewer is a Member
+// somewhere (they lack the category in each of their orgs), and
+// authz.ErrForbidden when they hold no role at all. An org whose facts
 // CanViewAudit refuses as malformed (a grant without a role) is left out.
 //
 // f must come without a scope (Orgs nil, AllOrgs false), else Scope
@@ -52,6 +55,10 @@ func Scope(f Filter, viewer authz.UserID, platformAdmin bool, memberships iter.S
 			}
 		}
 		if err := authz.CanViewAudit(subject(here)); err != nil {
+			var ipe *authz.InsufficientPermissionsError
+			if errors.As(err, &ipe) {
+				ipe.Org = f.Org
+			}
 			return Filter{}, err
 		}
 		f.Orgs = []authz.OrgID{f.Org}

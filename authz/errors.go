@@ -74,8 +74,10 @@ func (e *InsufficientPermissionsError) Error() string {
 		b.WriteString("categories ")
 	}
 	b.WriteString(e.Missing.String())
-	b.WriteString(" in org ")
-	b.WriteString(string(e.Org))
+	if e.Org != "" {
+		b.WriteString(" in org ")
+		b.WriteString(string(e.Org))
+	}
 	return b.String()
 }
 

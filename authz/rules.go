@@ -95,7 +95,6 @@ var (
 	errNeedManager       = forbidden("only a Manager of the organization or a PlatformAdmin may do this")
 	errManagerOverAdmin  = forbidden("a Manager cannot manage a PlatformAdmin")
 	errManagerGrantAdmin = forbidden("a Manager may assign only the Member and Manager roles")
-	errNeedAuditCategory = forbidden("viewing the audit log needs the " + Audit.String() + " category")
 	errResetOwnPassword  = forbidden("change your own password from your profile")
 )
 
@@ -292,9 +291,11 @@ func CanReactivate(actor Subject, target Target) error {
 
 // CanViewAudit reports whether actor may view and export the audit log of
 // the org at hand. A PlatformAdmin may in every org, a Manager in their
-// org, a Member in their org if granted the audit category (else
-// ErrForbidden); an actor with no role in the org gets ErrNotFound. A
-// malformed actor is ErrInvalid.
+// org, a Member in their org if granted the audit category; without it
+// the answer is an *InsufficientPermissionsError naming that category (the
+// Audit Log is the audit category's page), whose Org the caller, who
+// knows the org at hand, fills in. An actor with no role in the org gets
+// ErrNotFound. A malformed actor is ErrInvalid.
 func CanViewAudit(actor Subject) error {
 	if err := actor.check("actor"); err != nil {
 		return err
@@ -303,7 +304,8 @@ func CanViewAudit(actor Subject) error {
 		if actor.Categories.Has(Audit) {
 			return nil
 		}
-		return errNeedAuditCategory
+		need := NewCategorySet(Audit)
+		return &InsufficientPermissionsError{User: actor.User, Required: need, Missing: need}
 	}
 	return orgAuthority(actor)
 }

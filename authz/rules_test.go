@@ -3,6 +3,7 @@ package authz_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/kiops/iam/authz"
@@ -314,7 +315,7 @@ func ruleCases() []ruleCase {
 	audit("platformadmin member without audit", actorPAMember, nil)
 	audit("manager", actorMgr, nil)
 	audit("manager of another org", actorMgrOther, notFound)
-	audit("member without audit", actorMember, forbidden)
+	audit("member without audit", actorMember, forbidden) // and TestCanViewAuditNamesCategory
 	audit("member with audit", actorAuditor, nil)
 	audit("outsider", actorOutsider, notFound)
 
@@ -494,4 +495,26 @@ func TestRulesInvalid(t *testing.T) {
 		assertExactly(t, authz.CanManageAccount(actorPA, tg), authz.ErrLastManager)
 		assertExactly(t, authz.CanDeleteOwnAccount(tg), authz.ErrLastManager)
 	})
+}
+
+// TestCanViewAuditNamesCategory: the Audit Log is the audit category's
+// page, so a Member without the category gets the product's
+// "Insufficient permissions" answer naming it, like any feature page.
+func TestCanViewAuditNamesCategory(t *testing.T) {
+	u := authz.NewUserID()
+	err := authz.CanViewAudit(authz.Subject{User: u, Role: authz.Member, Categories: authz.NewCategorySet(authz.Infra, authz.VPN)})
+	var ipe *authz.InsufficientPermissionsError
+	if !errors.As(err, &ipe) {
+		t.Fatalf("CanViewAudit = %v, want an *InsufficientPermissionsError", err)
+	}
+	need := authz.NewCategorySet(authz.Audit)
+	if ipe.User != u || ipe.Org != "" || ipe.Required != need || ipe.Missing != need {
+		t.Errorf("CanViewAudit = %+v", ipe)
+	}
+	if p := authz.ProblemFor(err); p.Title != "Insufficient permissions" || !slices.Equal(p.MissingCategories, []authz.Category{authz.Audit}) {
+		t.Errorf("ProblemFor = %+v", p)
+	}
+	if got := err.Error(); got != "insufficient permissions: missing category audit" {
+		t.Errorf("Error() = %q", got)
+	}
 }

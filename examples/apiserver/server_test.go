@@ -475,8 +475,10 @@ func (w *world) members(t *testing.T) {
 			t.Fatalf("status %d: %s", r.status, r.body)
 		}
 	})
-	// Joon, granted audit, now sees Seoul's audit log.
-	w.do(t, 403, "GET", "/v1/orgs/"+w.seoul+"/audit", w.tok[member], nil)
+	// Joon, granted audit, now sees Seoul's audit log. Before, the
+	// answer is the audit category's "Insufficient permissions".
+	checkInsufficient(t, w.do(t, 403, "GET", "/v1/orgs/"+w.seoul+"/audit", w.tok[member], nil), "audit")
+	checkInsufficient(t, w.do(t, 403, "GET", "/v1/orgs/"+w.seoul+"/audit/export", w.tok[member], nil), "audit")
 	w.do(t, 204, "PUT", m("joon", "/categories"), w.tok[mgr], cats("infra", "vpn", "audit"))
 	w.do(t, 200, "GET", "/v1/orgs/"+w.seoul+"/audit", w.tok[member], nil)
 	w.do(t, 404, "GET", "/v1/orgs/"+w.busan+"/audit", w.tok[member], nil)

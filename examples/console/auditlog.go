@@ -70,7 +70,7 @@ func (c *console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 	f.Limit = auditPageSize + 1
 	events, err := c.svc.AuditEvents(ctx(r), s.Me.ID, f)
 	if err != nil {
-		c.auditFail(w, r, s, f.Org, err)
+		c.auditFail(w, r, s, err)
 		return
 	}
 	d := &auditData{Form: form, Orgs: s.Orgs, Actions: audit.Actions(),
@@ -145,7 +145,7 @@ func (c *console) auditExport(w http.ResponseWriter, r *http.Request, s *session
 	case !dl.started:
 		// ExportAudit refuses (and fails to record the export) before it
 		// writes anything, so a refusal still gets its page.
-		c.auditFail(w, r, s, f.Org, err)
+		c.auditFail(w, r, s, err)
 	default:
 		// The log could not be read to the end, after the headers and
 		// part of the file went out: too late for an error page. Abort
@@ -181,17 +181,14 @@ func (d *download) Write(p []byte) (int, error) {
 	return d.w.Write(p)
 }
 
-// auditFail shows a refused read of the log. For a signed-in person the
-// Service's only ErrForbidden here is the missing audit category (a
-// Member without it, or someone of no org yet: Managers and
-// PlatformAdmins always see their orgs' log), so it is worded as the
-// product's "Insufficient permissions" answer naming that category, like
-// the other feature pages. Anything else is c.fail's.
-func (c *console) auditFail(w http.ResponseWriter, r *http.Request, s *session, org authz.OrgID, err error) {
+// auditFail shows a refused read of the log. A Member without the audit
+// category gets the Service's "Insufficient permissions" naming it, shown
+// as the Audit Log's page like the other feature pages (with the org they
+// picked, if any); anything else is c.fail's.
+func (c *console) auditFail(w http.ResponseWriter, r *http.Request, s *session, err error) {
 	var ipe *authz.InsufficientPermissionsError
-	if errors.Is(err, authz.ErrForbidden) && !errors.As(err, &ipe) {
-		need := authz.NewCategorySet(authz.Audit)
-		c.insufficient(w, r, s, featureNames[authz.Audit], s.org(org).Name, &authz.InsufficientPermissionsError{User: s.Me.ID, Org: org, Required: need, Missing: need})
+	if errors.As(err, &ipe) {
+		c.insufficient(w, r, s, featureNames[authz.Audit], s.org(ipe.Org).Name, ipe)
 		return
 	}
 	c.fail(w, r, s, err)
