@@ -197,6 +197,30 @@ func ExampleService_Members() {
 	// true
 }
 
+// Member reads the one user picked on Permission Management; someone
+// who holds no role in the org is not found, as if they did not exist.
+func ExampleService_Member() {
+	ctx := context.Background()
+	svc, admin, org := exampleSeoul("example_member")
+	defer svc.Close()
+
+	page, err := svc.MembersWith(ctx, admin, org, authz.VPN, iam.Page{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	joon := page.Members[0].ID
+	m, err := svc.Member(ctx, admin, joon, org)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(m.Email, m.Role, m.Categories)
+	_, err = svc.Member(ctx, admin, admin, org) // Ada holds no role in Seoul DC
+	fmt.Println(errors.Is(err, iam.ErrNotFound))
+	// Output:
+	// joon@example.com member vpn
+	// true
+}
+
 // MembersWith lists the explicit grants of a category: Mina, a Manager,
 // uses vpn without a grant and is not listed.
 func ExampleService_MembersWith() {

@@ -212,6 +212,10 @@ func faultOps() []faultOp {
 		{name: "Members denied", want: iam.ErrForbidden, call: func(ctx context.Context, w *faultWorld) error {
 			return ok(w.svc.Members(ctx, w.memA, w.a, page))
 		}},
+		{name: "Member", call: func(ctx context.Context, w *faultWorld) error { return ok(w.svc.Member(ctx, w.mgrA, w.memA, w.a)) }},
+		{name: "Member denied", want: iam.ErrNotFound, call: func(ctx context.Context, w *faultWorld) error {
+			return ok(w.svc.Member(ctx, w.mgrB, w.memA, w.a))
+		}},
 		{name: "MembersWith", call: func(ctx context.Context, w *faultWorld) error {
 			return ok(w.svc.MembersWith(ctx, w.mgrA, w.a, authz.Audit, page))
 		}},

@@ -181,15 +181,8 @@ func (s *Service) orgListing(ctx context.Context, actor authz.UserID, org authz.
 	}
 	var out []Member
 	err = s.record(ctx, ev, func(c *change) error {
-		a, err := c.actor(actor)
-		if err != nil {
+		if err := c.inOrg(actor, org, authz.CanListMembers); err != nil {
 			return err
-		}
-		if err := authz.CanListMembers(a.subject(org)); err != nil {
-			return c.deny(err)
-		}
-		if _, err := c.ids.Org(ctx, org); err != nil {
-			return c.denyMissing(err)
 		}
 		ids, err := c.tx.Holders(after, limit+1, active, rules...)
 		if err != nil {
@@ -207,6 +200,72 @@ func (s *Service) orgListing(ctx context.Context, actor authz.UserID, org authz.
 	}
 	out, next := cut(out, limit, func(m Member) authz.UserID { return m.ID })
 	return out, next, nil
+}
+
+// Member returns user's account with their role and categories in org,
+// as Members lists them, read by id: the user picked on Permission
+// Management, however many members org has. The read is recorded as an
+// audit.MembersView event with user as its target (After: listing
+// "member").
+//
+// Errors: ErrInvalid for a malformed org or user; ErrForbidden for a
+// Member; ErrNotFound for an org where actor holds no role, an unknown
+// org, and a user who holds no role in org (whether or not the account
+// exists: the answer tells nothing of other orgs); ErrUnauthenticated for
+// an inactive actor. Refusals are recorded as denied audit.MembersView
+// events. Safe for concurrent use.
+func (s *Service) Member(ctx context.Context, actor, user authz.UserID, org authz.OrgID) (Member, error) {
+	if _, err := authz.ParseOrgID(string(org)); err != nil {
+		return Member{}, err
+	}
+	if _, err := authz.ParseUserID(string(user)); err != nil {
+		return Member{}, err
+	}
+	ev := audit.NewEvent(s.cfg.now(), actor, audit.MembersView)
+	ev.Org, ev.Target = org, user
+	if err := ev.SetChange(nil, map[string]any{"listing": "member"}); err != nil {
+		return Member{}, err
+	}
+	var out Member
+	err := s.record(ctx, ev, func(c *change) error {
+		if err := c.inOrg(actor, org, authz.CanListMembers); err != nil {
+			return err
+		}
+		ids := []authz.UserID{user}
+		accts, err := c.tx.Accounts(ids)
+		if err != nil {
+			return err
+		}
+		if len(accts) == 0 {
+			return c.deny(authz.ErrNotFound)
+		}
+		ms, err := c.members(ids, accts, org)
+		if err != nil {
+			return err
+		}
+		if ms[0].Role == authz.RoleNone {
+			return c.deny(authz.ErrNotFound)
+		}
+		out = ms[0]
+		return nil
+	})
+	return out, err
+}
+
+// inOrg lets actor go on in org only if rule allows them there and org
+// exists; either refusal is recorded.
+func (c *change) inOrg(actor authz.UserID, org authz.OrgID, rule func(authz.Subject) error) error {
+	a, err := c.actor(actor)
+	if err != nil {
+		return err
+	}
+	if err := rule(a.subject(org)); err != nil {
+		return c.deny(err)
+	}
+	if _, err := c.ids.Org(c.ctx, org); err != nil {
+		return c.denyMissing(err)
+	}
+	return nil
 }
 
 // members completes accts, the accounts of the users ids, with their

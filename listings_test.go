@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -351,6 +352,83 @@ func TestListingsRefuse(t *testing.T) {
 			if name != "users" && ev.Org != a {
 				t.Errorf("%s: event in org %q, want %q", name, ev.Org, a)
 			}
+		}
+	})
+}
+
+// TestMember: Member reads one user of an org as Members lists them, for
+// whoever may list that org's members; anyone else in the org, an
+// outsider, an unknown account, or a member of another org only, answers
+// ErrNotFound. Each read and each refusal is one event,
+// targeting the user.
+func TestMember(t *testing.T) {
+	forEachKind(t, func(t *testing.T, e *env) {
+		w := newListingWorld(e)
+		// Every listed member, read one by one, is what the listing says.
+		for _, o := range []authz.OrgID{w.a, w.b} {
+			page, err := e.svc.Members(e.ctx, e.admin, o, iam.Page{Limit: iam.MaxPageLimit})
+			e.must(err)
+			for _, listed := range page.Members {
+				got, err := e.svc.Member(e.ctx, e.admin, listed.ID, o)
+				if err != nil || !reflect.DeepEqual(got, listed) {
+					t.Fatalf("Member(%s in %s) = %+v, %v; Members lists %+v", listed.ID, o, got, err, listed)
+				}
+				if ev := e.lastEvent(); ev.Action != audit.MembersView || ev.Outcome != audit.Success || ev.Actor != e.admin || ev.Target != listed.ID || ev.Org != o || string(ev.After) != `{"listing":"member"}` {
+					t.Fatalf("event %+v", ev)
+				}
+			}
+		}
+		// The Manager of a reads a's members, deactivated ones included,
+		// and nobody of b only.
+		for _, u := range w.users {
+			want, in := w.inA[u]
+			got, err := e.svc.Member(e.ctx, w.mgr, u, w.a)
+			switch {
+			case in && (err != nil || got.Role != want.Role || got.Categories != want.Categories || got.PlatformAdmin != w.admins[u]):
+				t.Errorf("the Manager reads %s as %+v, %v; want %+v", u, got, err, want)
+			case !in && !errors.Is(err, iam.ErrNotFound):
+				t.Errorf("the Manager reads %s, who is not in a: %+v, %v; want ErrNotFound", u, got, err)
+			}
+		}
+		// Refusals change nothing but their own denied event. onlyB is a
+		// Manager of b who holds no role in a.
+		var onlyB authz.UserID
+		for _, u := range sortedKeys(w.inB) {
+			if _, in := w.inA[u]; !in {
+				onlyB = u
+			}
+		}
+		for _, r := range []struct {
+			what        string
+			actor, user authz.UserID
+			org         authz.OrgID
+			want        error
+		}{
+			{"a Member", w.mem, w.mgr, w.a, iam.ErrForbidden},
+			{"a member of b only, in a", w.mgr, onlyB, w.a, iam.ErrNotFound},
+			{"an unknown user", e.admin, authz.NewUserID(), w.a, iam.ErrNotFound},
+			{"a PlatformAdmin in no org", e.admin, e.admin, w.a, iam.ErrNotFound},
+			{"b's Manager, in a", onlyB, w.mgr, w.a, iam.ErrNotFound},
+			{"an unknown org", e.admin, w.mgr, authz.NewOrgID(), iam.ErrNotFound},
+		} {
+			before := e.snap()
+			if _, err := e.svc.Member(e.ctx, r.actor, r.user, r.org); !errors.Is(err, r.want) {
+				t.Errorf("%s: %v, want %v", r.what, err, r.want)
+			}
+			e.unchanged(before, 1)
+			if ev := e.lastEvent(); ev.Action != audit.MembersView || ev.Outcome != audit.Denied || ev.Actor != r.actor || ev.Target != r.user || ev.Org != r.org {
+				t.Errorf("%s: event %+v", r.what, ev)
+			}
+		}
+		for _, bad := range []struct {
+			user authz.UserID
+			org  authz.OrgID
+		}{{"usr_*", w.a}, {w.mgr, "org_nope"}, {"", w.a}, {w.mgr, ""}} {
+			before := e.snap()
+			if _, err := e.svc.Member(e.ctx, e.admin, bad.user, bad.org); !errors.Is(err, iam.ErrInvalid) {
+				t.Errorf("Member(%q, %q): %v, want ErrInvalid", bad.user, bad.org, err)
+			}
+			e.unchanged(before, 0)
 		}
 	})
 }

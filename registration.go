@@ -130,17 +130,7 @@ func (c *change) reviewer(actor authz.UserID, org authz.OrgID) error {
 	if _, err := authz.ParseOrgID(string(org)); err != nil {
 		return err
 	}
-	a, err := c.actor(actor)
-	if err != nil {
-		return err
-	}
-	if err := authz.CanReviewRegistrations(a.subject(org)); err != nil {
-		return c.deny(err)
-	}
-	if _, err := c.ids.Org(c.ctx, org); err != nil {
-		return c.denyMissing(err)
-	}
-	return nil
+	return c.inOrg(actor, org, authz.CanReviewRegistrations)
 }
 
 // Approve approves registration request id: its requester becomes a

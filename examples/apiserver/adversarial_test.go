@@ -258,6 +258,7 @@ var advRouteWant = map[string]struct{ other, member advWant }{
 	"POST /v1/registrations/{id}/reject":                {advWant{404, 1}, advWant{403, 1}},
 	"GET /v1/orgs/{org}/members":                        {advWant{404, 1}, advWant{403, 1}},
 	"GET /v1/orgs/{org}/access":                         {advWant{404, 1}, advWant{403, 1}},
+	"GET /v1/orgs/{org}/members/{user}":                 {advWant{404, 1}, advWant{403, 1}},
 	"PUT /v1/orgs/{org}/members/{user}/role":            {advWant{404, 1}, advWant{403, 1}},
 	"PUT /v1/orgs/{org}/members/{user}/categories":      {advWant{404, 1}, advWant{403, 1}},
 	"DELETE /v1/orgs/{org}/members/{user}":              {advWant{404, 1}, advWant{403, 1}},

@@ -558,6 +558,20 @@ func (s *server) setCategories(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// member reads one member of org (Service.Member): the user picked on
+// Permission Management.
+func (s *server) member(w http.ResponseWriter, r *http.Request) error {
+	me, org, user, err := memberParams(r)
+	if err != nil {
+		return err
+	}
+	m, err := s.svc.Member(r.Context(), me, user, org)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, memberOf(m))
+}
+
 func (s *server) removeMember(w http.ResponseWriter, r *http.Request) error {
 	me, org, user, err := memberParams(r)
 	if err != nil {

@@ -57,7 +57,7 @@
 //	GET    /v1/orgs/{org}/access                      ?category&after&limit: who may use category in org, and why
 //	PUT    /v1/orgs/{org}/members/{user}/role         {role}: 204
 //	PUT    /v1/orgs/{org}/members/{user}/categories   {categories: [...]}, the whole set: 204
-//	DELETE /v1/orgs/{org}/members/{user}              204
+//	GET, DELETE /v1/orgs/{org}/members/{user}         one member (as listed), remove: 204
 //	POST   /v1/orgs/{org}/members/{user}/password-reset  202
 //	GET    /v1/users (?after&limit, with next); DELETE /v1/users/{user}; POST /v1/users/{user}/deactivate, /reactivate
 //	GET    /v1/orgs/{org}/audit                       ?actor&target&action&outcome&since&until&limit&before

@@ -41,6 +41,7 @@ var issueRoutes = []string{
 	"POST /v1/registrations/{id}/reject",
 	"GET /v1/orgs/{org}/members",
 	"GET /v1/orgs/{org}/access",
+	"GET /v1/orgs/{org}/members/{user}", // added with Service.Member
 	"PUT /v1/orgs/{org}/members/{user}/role",
 	"PUT /v1/orgs/{org}/members/{user}/categories",
 	"DELETE /v1/orgs/{org}/members/{user}",

@@ -119,6 +119,7 @@ func (s *server) routes() []route {
 		{"GET /v1/orgs/{org}/access", authenticated, nil, s.access},
 		{"PUT /v1/orgs/{org}/members/{user}/role", authenticated, nil, s.changeRole},
 		{"PUT /v1/orgs/{org}/members/{user}/categories", authenticated, nil, s.setCategories},
+		{"GET /v1/orgs/{org}/members/{user}", authenticated, nil, s.member},
 		{"DELETE /v1/orgs/{org}/members/{user}", authenticated, nil, s.removeMember},
 		{"POST /v1/orgs/{org}/members/{user}/password-reset", authenticated, nil, s.startPasswordReset},
 

@@ -236,6 +236,14 @@ func (w *world) reads(t *testing.T) {
 					t.Errorf("paged members %v, want 3 ids in order", ids)
 				}
 			}},
+		{name: "one member", method: "GET", path: w.path("/v1/orgs/%s/members/%s", w.seoul, w.id["joon"]), want: managers,
+			check: func(t *testing.T, _ string, r resp) {
+				if o := r.obj(t); o["email"] != "joon@example.com" || o["role"] != "member" || fmt.Sprint(o["categories"]) != "[infra vpn]" {
+					t.Errorf("member %s", r.body)
+				}
+			}},
+		{name: "one member of another org", method: "GET", path: w.path("/v1/orgs/%s/members/%s", w.busan, w.id["hana"]), want: byRole{admin: 200, mgr: 404, member: 404}},
+		{name: "one member, not in the org", method: "GET", path: w.path("/v1/orgs/%s/members/%s", w.seoul, w.id["hana"]), want: byRole{admin: 404, mgr: 404, member: 403}},
 		{name: "members with vpn", method: "GET", path: "/v1/orgs/" + w.seoul + "/members?category=vpn", want: managers,
 			check: func(t *testing.T, _ string, r resp) {
 				if ms := r.list(t, "members"); len(ms) != 1 || ms[0]["email"] != "joon@example.com" || r.str(t, "next") != "" {

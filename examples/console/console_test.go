@@ -346,6 +346,11 @@ func TestPermissions(t *testing.T) {
 		if p.status != 200 || !p.has("Saved.") || strings.Count(p.body, " checked") != 2 || !p.has(`value="infra" checked`) || !p.has(`value="audit" checked`) {
 			t.Fatalf("after Save: %d\n%s", p.status, p.body)
 		}
+		// A user who is not on the listed page is read by id: here the
+		// page starts after them.
+		if p := mgr.get(page + "&after=" + string(w.memA)); p.status != 200 || strings.Count(p.body, " checked") != 2 || !p.has(`value="infra" checked`) || !p.has(`value="audit" checked`) {
+			t.Fatalf("the user off the listed page: %d\n%s", p.status, p.body)
+		}
 		ctx := context.Background()
 		if !w.svc.Check(ctx, w.memA, w.a.ID, authz.Infra).Allowed || w.svc.Check(ctx, w.memA, w.a.ID, authz.VPN).Allowed {
 			t.Error("Check does not follow the saved categories")

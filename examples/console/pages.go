@@ -329,30 +329,6 @@ func (c *console) changeRole(w http.ResponseWriter, r *http.Request, s *session)
 	http.Redirect(w, r, back("/users/org", org, nil, "role"), http.StatusSeeOther)
 }
 
-// findMember looks user up among org's members. The Service has no
-// single-member read, so it pages through Members (each page an audited
-// view); maxScan bounds the walk.
-func (c *console) findMember(r *http.Request, s *session, org authz.OrgID, user authz.UserID) (iam.Member, error) {
-	const maxScan = 20
-	p := iam.Page{Limit: 500}
-	for range maxScan {
-		page, err := c.svc.Members(ctx(r), s.Me.ID, org, p)
-		if err != nil {
-			return iam.Member{}, err
-		}
-		for _, m := range page.Members {
-			if m.ID == user {
-				return m, nil
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		p.After = page.Next
-	}
-	return iam.Member{}, iam.ErrNotFound
-}
-
 func (c *console) remove(w http.ResponseWriter, r *http.Request, s *session) {
 	org, user, err := target(r)
 	if err != nil {
@@ -396,11 +372,11 @@ func (c *console) permissionsPage(w http.ResponseWriter, r *http.Request, s *ses
 			c.fail(w, r, s, err)
 			return
 		}
-		// Usually on the page just read; only otherwise paged for.
+		// Usually on the page just read; only otherwise read by id.
 		if i := slices.IndexFunc(d.Members, func(m iam.Member) bool { return m.ID == id }); i >= 0 {
 			d.Selected = &d.Members[i]
 		} else {
-			m, err := c.findMember(r, s, org.ID, id)
+			m, err := c.svc.Member(ctx(r), s.Me.ID, id, org.ID)
 			if err != nil {
 				c.fail(w, r, s, err)
 				return
