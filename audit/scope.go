@@ -57,7 +57,10 @@ func Scope(f Filter, viewer authz.UserID, platformAdmin bool, memberships iter.S
 		if err := authz.CanViewAudit(subject(here)); err != nil {
 			var ipe *authz.InsufficientPermissionsError
 			if errors.As(err, &ipe) {
-				ipe.Org = f.Org
+				// A copy: the rule's error is not Scope's to change.
+				named := *ipe
+				named.Org = f.Org
+				return Filter{}, &named
 			}
 			return Filter{}, err
 		}
